@@ -1,0 +1,500 @@
+"""``Network``: the thin Pythonic owner of weights, buffers and optimizer state.
+
+It knows the kernels (``fastmlp.kernels``) and nothing of scikit-learn: arrays
+in, arrays out. Weights live in one flat vector packed as scikit-learn's
+``_pack`` does (all weight matrices, then all intercepts); ``coefs_`` and
+``intercepts_`` are views into it, shaped as scikit-learn's.
+"""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import kernels as K
+
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu")
+OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
+LOSSES = tuple(K.LOSS_CODES)
+SOLVERS = tuple(K.OPTIMIZER_CODES)
+# Rows per chunk in predict and largest batch kept in reusable buffers.
+PREDICT_CHUNK = 1024
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised when an epoch meets a non-finite loss or produces non-finite weights.
+
+    The network's weights and optimizer state are those from before the epoch.
+    """
+
+
+def as_random_state(seed):
+    """A ``numpy.random.RandomState`` from None, an int or an existing instance."""
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"random_state must be None, an int or a RandomState, got {seed!r}")
+
+
+def glorot_uniform(rng, fan_in, fan_out, activation, dtype):
+    """Weights and intercepts drawn as scikit-learn's MLP draws them.
+
+    ``uniform(-bound, bound)`` with ``bound = sqrt(factor / (fan_in + fan_out))``,
+    ``factor`` 2 for logistic and 6 otherwise; weights first, then intercepts.
+    """
+    factor = 2.0 if activation == "logistic" else 6.0
+    bound = np.sqrt(factor / (fan_in + fan_out))
+    coef = rng.uniform(-bound, bound, (fan_in, fan_out))
+    intercept = rng.uniform(-bound, bound, fan_out)
+    return coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False)
+
+
+class Network:
+    """A fully connected feed-forward network trained by compiled kernels.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Width of every layer, inputs first and outputs last, e.g. ``[2, 4, 2]``.
+    activation : str or list of str, default="relu"
+        Hidden activation, or one per hidden layer: 'identity', 'logistic',
+        'tanh', 'relu', 'leaky_relu', 'elu' or 'selu'.
+    output : {'identity', 'logistic', 'softmax', 'exp'}, default="identity"
+        Output activation.
+    loss : {'squared_error', 'absolute_error', 'log_loss', 'poisson'}, default="squared_error"
+        'log_loss' is cross-entropy: with a softmax output for one-hot targets,
+        with a logistic output for binary or multilabel 0/1 targets.
+    dtype : {'float64', 'float32'}, default="float64"
+        Precision of weights and arithmetic.
+    random_state : None, int or RandomState, default=None
+        Source of the initial weights (drawn as scikit-learn draws them).
+    leaky_relu_slope : float, default=0.01
+        Slope of 'leaky_relu' for negative inputs.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        ``coefs_[i]`` of shape ``(layer_sizes[i], layer_sizes[i + 1])``.
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` of shape ``(layer_sizes[i + 1],)``.
+    """
+
+    def __init__(
+        self,
+        layer_sizes,
+        activation="relu",
+        output="identity",
+        loss="squared_error",
+        dtype="float64",
+        random_state=None,
+        leaky_relu_slope=0.01,
+    ):
+        sizes = [int(s) for s in layer_sizes]
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ValueError(
+                f"layer_sizes must list at least two positive widths, got {list(layer_sizes)}"
+            )
+        n_hidden = len(sizes) - 2
+        activations = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+        if len(activations) != n_hidden:
+            raise ValueError(
+                f"activation lists {len(activations)} names for {n_hidden} hidden layers"
+            )
+        for name in activations:
+            if name not in HIDDEN_ACTIVATIONS:
+                raise ValueError(
+                    f"Unknown activation {name!r}; expected one of {HIDDEN_ACTIVATIONS}"
+                )
+        if output not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"Unknown output {output!r}; expected one of {OUTPUT_ACTIVATIONS}")
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}")
+        if not K.is_supported_pair(K.ACTIVATION_CODES[output], K.LOSS_CODES[loss]):
+            raise ValueError(f"loss={loss!r} cannot be used with output={output!r}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.layer_sizes = tuple(sizes)
+        self.activations = activations
+        self.output = output
+        self.loss = loss
+        self.leaky_relu_slope = float(leaky_relu_slope)
+        self._sizes = np.asarray(sizes, dtype=np.int64)
+        self._act_codes = np.asarray(
+            [K.ACTIVATION_CODES[a] for a in activations] + [K.ACTIVATION_CODES[output]],
+            dtype=np.int64,
+        )
+        self._loss_code = K.LOSS_CODES[loss]
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        self._params = np.empty(n_params, dtype=self.dtype)
+        self._make_views()
+        self._buffers = {}
+        self.set_optimizer("sgd")
+        self.initialize(random_state)
+
+    # ------------------------------------------------------------------ weights
+    def _make_views(self):
+        w_off, b_off, _ = K.layout(self._sizes)
+        s = self.layer_sizes
+        self._coefs = [
+            self._params[w_off[i] : w_off[i] + s[i] * s[i + 1]].reshape(s[i], s[i + 1])
+            for i in range(len(s) - 1)
+        ]
+        self._intercepts = [
+            self._params[b_off[i] : b_off[i] + s[i + 1]] for i in range(len(s) - 1)
+        ]
+
+    def initialize(self, random_state=None):
+        """Draw fresh Glorot-uniform weights (scikit-learn's order and bounds).
+
+        Each layer's factor follows its own activation; the output layer uses
+        the last hidden layer's (scikit-learn's rule for a single activation).
+        """
+        rng = as_random_state(random_state)
+        hidden = self.activations or ["relu"]
+        for i in range(len(self.layer_sizes) - 1):
+            act = hidden[min(i, len(hidden) - 1)]
+            coef, intercept = glorot_uniform(
+                rng, self.layer_sizes[i], self.layer_sizes[i + 1], act, self.dtype
+            )
+            self._coefs[i][...] = coef
+            self._intercepts[i][...] = intercept
+        return self
+
+    def _set_list(self, arrays, views, name):
+        arrays = list(arrays)
+        if len(arrays) != len(views):
+            raise ValueError(f"{name} needs {len(views)} arrays, got {len(arrays)}")
+        checked = []
+        for i, (a, v) in enumerate(zip(arrays, views)):
+            a = np.asarray(a)
+            if a.shape != v.shape:
+                raise ValueError(f"{name}[{i}] must have shape {v.shape}, got {a.shape}")
+            if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
+                raise TypeError(f"{name}[{i}] must be numeric, got dtype {a.dtype}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name}[{i}] contains NaN or infinity")
+            checked.append(a)
+        for a, v in zip(checked, views):
+            v[...] = a
+
+    @property
+    def coefs_(self):
+        """Weight matrices, views into the flat parameter vector."""
+        return self._coefs
+
+    @coefs_.setter
+    def coefs_(self, arrays):
+        self._set_list(arrays, self._coefs, "coefs_")
+
+    @property
+    def intercepts_(self):
+        """Intercept vectors, views into the flat parameter vector."""
+        return self._intercepts
+
+    @intercepts_.setter
+    def intercepts_(self, arrays):
+        self._set_list(arrays, self._intercepts, "intercepts_")
+
+    @property
+    def params(self):
+        """The flat parameter vector (weights then intercepts), shared with ``coefs_``."""
+        return self._params
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for key in ("_coefs", "_intercepts", "_buffers"):
+            state.pop(key)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._buffers = {}
+        self._make_views()
+
+    # ------------------------------------------------------------------ inputs
+    def _input(self, X):
+        """The kernels' view of X: dense array or CSR arrays, in this dtype."""
+        empty_idx = np.empty(0, dtype=np.int64)
+        if sp.issparse(X):
+            X = X.tocsr()
+            if X.shape[1] != self.layer_sizes[0]:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, the network expects {self.layer_sizes[0]}"
+                )
+            if not X.has_canonical_format:
+                X = X.copy()
+                X.sum_duplicates()
+            return (
+                np.empty((0, 0), dtype=self.dtype),
+                np.ascontiguousarray(X.data, dtype=self.dtype),
+                np.ascontiguousarray(X.indices, dtype=np.int64),
+                np.ascontiguousarray(X.indptr, dtype=np.int64),
+                True,
+                X.shape[0],
+            )
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if X.ndim != 2 or X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(
+                f"X must be 2-D with {self.layer_sizes[0]} features, got shape {X.shape}"
+            )
+        return X, np.empty(0, dtype=self.dtype), empty_idx, empty_idx, False, X.shape[0]
+
+    def _targets(self, Y, n):
+        Y = np.asarray(Y, dtype=self.dtype)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        if Y.shape != (n, self.layer_sizes[-1]):
+            raise ValueError(
+                f"Y must have shape ({n}, {self.layer_sizes[-1]}), got {Y.shape}"
+            )
+        return np.ascontiguousarray(Y)
+
+    def _weights(self, sample_weight, n):
+        if sample_weight is None:
+            return np.ones(n, dtype=self.dtype)
+        sw = np.ascontiguousarray(sample_weight, dtype=self.dtype)
+        if sw.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {sw.shape}")
+        return sw
+
+    def _buffer(self, batch_max):
+        """Activation and delta buffers for ``batch_max`` rows (reused across calls)."""
+        bufs = self._buffers.get(batch_max)
+        if bufs is None:
+            units = sum(self.layer_sizes[1:])
+            bufs = (
+                np.zeros(batch_max * units, dtype=self.dtype),
+                np.zeros(batch_max * units, dtype=self.dtype),
+                np.zeros((batch_max, self.layer_sizes[0]), dtype=self.dtype),
+            )
+            if batch_max <= PREDICT_CHUNK:  # full-batch buffers are not kept
+                self._buffers[batch_max] = bufs
+        return bufs
+
+    # ------------------------------------------------------------------ compute
+    def forward(self, X):
+        """Output activations for X (dense or sparse), shape ``(n_samples, n_outputs)``."""
+        Xd, data, indices, indptr, is_sparse, n = self._input(X)
+        out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
+        abuf, _, xbuf = self._buffer(min(PREDICT_CHUNK, max(n, 1)))
+        if is_sparse:
+            xbuf = np.empty((0, 0), dtype=self.dtype)
+        K.predict_batches(
+            Xd, data, indices, indptr, is_sparse, self._params, self._sizes,
+            self._act_codes, self.leaky_relu_slope, out, abuf, xbuf,
+        )
+        return out
+
+    def predict(self, X):
+        """Network predictions: the output for identity/exp outputs, the argmax
+        index for softmax, 0/1 indicators for logistic outputs."""
+        out = self.forward(X)
+        if self.output == "softmax":
+            return out.argmax(axis=1)
+        if self.output == "logistic":
+            return (out > 0.5).astype(np.int64)
+        return out
+
+    def loss_and_gradients(self, X, Y, alpha=0.0, sample_weight=None, loss_scale=1.0):
+        """Loss and gradients at the current weights, as scikit-learn computes them.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples, n_outputs)
+            Targets (one-hot for softmax, 0/1 for logistic, real otherwise).
+        alpha : float, default=0.0
+            L2 penalty: adds ``0.5 * alpha * sum(W**2) / sum(w)`` to the loss.
+        sample_weight : array-like of shape (n_samples,), default=None
+        loss_scale : float, default=1.0
+            Factor on the data term of the loss (not of the gradient):
+            scikit-learn reports squared error averaged over outputs, i.e.
+            ``loss_scale = 1 / n_outputs``.
+
+        Returns
+        -------
+        loss : float
+        coef_grads : list of ndarray, shaped as ``coefs_``
+        intercept_grads : list of ndarray, shaped as ``intercepts_``
+        """
+        loss, grads = self._loss_and_flat_gradients(X, Y, alpha, sample_weight, loss_scale)
+        w_off, b_off, _ = K.layout(self._sizes)
+        s = self.layer_sizes
+        coef_grads = [
+            grads[w_off[i] : w_off[i] + s[i] * s[i + 1]].reshape(s[i], s[i + 1])
+            for i in range(len(s) - 1)
+        ]
+        intercept_grads = [grads[b_off[i] : b_off[i] + s[i + 1]] for i in range(len(s) - 1)]
+        return loss, coef_grads, intercept_grads
+
+    def _loss_and_flat_gradients(self, X, Y, alpha=0.0, sample_weight=None, loss_scale=1.0):
+        Xd, data, indices, indptr, is_sparse, n = self._input(X)
+        Y = self._targets(Y, n)
+        sw = self._weights(sample_weight, n)
+        if not sw.sum() > 0:
+            raise ValueError("sample weights sum to zero")
+        abuf, dbuf, xbuf = self._buffer(n)
+        grads = np.empty_like(self._params)
+        loss = K.loss_and_gradients(
+            Xd, data, indices, indptr, is_sparse, Y, sw, self._params, self._sizes,
+            self._act_codes, self.leaky_relu_slope, self._loss_code, float(loss_scale),
+            float(alpha), grads, abuf, dbuf, xbuf,
+        )
+        return float(loss), grads
+
+    # ------------------------------------------------------------------ training
+    def set_optimizer(
+        self,
+        solver="sgd",
+        momentum=0.9,
+        nesterov=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        rho=0.9,
+    ):
+        """Choose the optimizer and reset its state (velocities, moments, step count).
+
+        ``solver`` is 'sgd' (``momentum``, ``nesterov``), 'adam' (``beta_1``,
+        ``beta_2``, ``epsilon``), 'rmsprop' (``rho``, ``epsilon``), 'adagrad'
+        (``epsilon``) or 'adadelta' (``rho``, ``epsilon``).
+        """
+        if solver not in K.OPTIMIZER_CODES:
+            raise ValueError(f"Unknown solver {solver!r}; expected one of {SOLVERS}")
+        self.solver = solver
+        self._opt_code = K.OPTIMIZER_CODES[solver]
+        self._opt_settings = dict(
+            momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, rho=rho,
+        )
+        self._state1 = np.zeros_like(self._params)
+        self._state2 = np.zeros_like(self._params)
+        self._step = np.zeros(1, dtype=np.int64)
+        return self
+
+    def train_epoch(
+        self,
+        X,
+        Y,
+        learning_rate,
+        batch_size=1,
+        order=None,
+        alpha=0.0,
+        sample_weight=None,
+        loss_scale=1.0,
+    ):
+        """One epoch of training with the current optimizer, in one compiled call.
+
+        Parameters
+        ----------
+        X, Y, sample_weight : as in :meth:`loss_and_gradients`.
+        learning_rate : float
+        batch_size : int, default=1
+            1 runs the fused per-sample kernel; larger sizes step once per batch
+            of ``order`` (the last batch possibly shorter).
+        order : array-like of int, default=None
+            Sample visiting order (e.g. a shuffled ``arange``); default in order.
+        alpha : float, default=0.0
+            L2 penalty.
+        loss_scale : float, default=1.0
+            See :meth:`loss_and_gradients`.
+
+        Returns
+        -------
+        loss : float
+            Mean over samples of the batch losses, scikit-learn's ``loss_``.
+
+        Raises
+        ------
+        TrainingDiverged
+            On a non-finite loss or weights; the weights and optimizer state
+            are restored to their values before the epoch.
+        """
+        Xd, data, indices, indptr, is_sparse, n = self._input(X)
+        Y = self._targets(Y, n)
+        sw = self._weights(sample_weight, n)
+        order = (
+            np.arange(n, dtype=np.int64)
+            if order is None
+            else np.ascontiguousarray(order, dtype=np.int64)
+        )
+        if order.size and (order.min() < 0 or order.max() >= n):
+            raise ValueError("order holds indices outside the data")
+        batch_size = int(min(max(batch_size, 1), max(len(order), 1)))
+        hyper = np.asarray(
+            K.make_hyper(alpha=alpha, tiny=np.finfo(self.dtype).tiny, **self._opt_settings),
+            dtype=self.dtype,
+        )
+        backup = (self._params.copy(), self._state1.copy(), self._state2.copy(), self._step.copy())
+        info = np.zeros(2, dtype=np.int64)
+        common = (self._params, self._sizes, self._act_codes, self.leaky_relu_slope,
+                  self._loss_code, float(loss_scale), self._opt_code, float(learning_rate),
+                  hyper, self._state1, self._state2, self._step)
+        if batch_size == 1:
+            abuf, dbuf, _ = self._buffer(1)
+            xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
+            total = K.sgd_epoch(
+                Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, xwork, info
+            )
+        else:
+            abuf, dbuf, xbuf = self._buffer(batch_size)
+            if is_sparse:
+                xbuf = np.empty((0, 0), dtype=self.dtype)
+            grads = np.empty_like(self._params)
+            total = K.minibatch_epoch(
+                Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, *common,
+                grads, abuf, dbuf, xbuf, info,
+            )
+        if info[1] != K.STATUS_OK:
+            self._params[...] = backup[0]
+            self._state1[...] = backup[1]
+            self._state2[...] = backup[2]
+            self._step[...] = backup[3]
+            what = "a non-finite loss" if info[1] == K.STATUS_NONFINITE_LOSS else (
+                "non-finite weights")
+            raise TrainingDiverged(
+                f"training diverged: {what} at sample {int(info[0])} of the epoch; "
+                "weights restored to their values before the epoch"
+            )
+        return float(total) / max(len(order), 1)
+
+    def fit(
+        self,
+        X,
+        Y,
+        solver="sgd",
+        epochs=10,
+        batch_size=32,
+        learning_rate=0.01,
+        alpha=0.0,
+        shuffle=True,
+        random_state=None,
+        sample_weight=None,
+        **optimizer_options,
+    ):
+        """Train on arrays for a number of epochs; returns self.
+
+        ``Y`` holds one-hot / 0-1 / real targets shaped ``(n_samples, n_outputs)``.
+        ``optimizer_options`` go to :meth:`set_optimizer`. The per-epoch losses
+        are kept in ``loss_curve_``.
+        """
+        self.set_optimizer(solver, **optimizer_options)
+        rng = as_random_state(random_state)
+        n = X.shape[0]
+        self.loss_curve_ = []
+        for _ in range(int(epochs)):
+            order = rng.permutation(n) if shuffle else None
+            self.loss_curve_.append(
+                self.train_epoch(X, Y, learning_rate, batch_size, order, alpha, sample_weight)
+            )
+        return self
+
+    def __repr__(self):
+        return (
+            f"Network(layer_sizes={list(self.layer_sizes)}, activation={self.activations}, "
+            f"output={self.output!r}, loss={self.loss!r}, dtype={self.dtype.name!r})"
+        )

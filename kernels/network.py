@@ -1,0 +1,489 @@
+"""Whole-network kernels on a flat parameter vector.
+
+Parameters are packed as scikit-learn's ``_pack`` does: every layer's weights
+(row-major ``(fan_in, fan_out)``) one after another, then every layer's
+intercepts. ``layer_sizes`` (int64) gives the width of every layer, inputs
+first; ``act_codes`` (int64) has one activation per weight layer, the output
+activation last.
+
+Input ``X`` is either dense (``X_dense`` 2-D, C-contiguous) or CSR
+(``X_data``, ``X_indices``, ``X_indptr``); ``is_sparse`` says which, the other
+arrays being empty placeholders, so one compiled function serves both.
+
+Activation buffers are flat: layer ``l`` (1..L) of a batch of ``nb`` rows lives
+at ``buf[batch_max * unit_off[l]:][:nb * layer_sizes[l]]`` as a C-contiguous
+``(nb, layer_sizes[l])`` block; the per-sample kernels use ``batch_max = 1``.
+"""
+
+import math
+
+import numpy as np
+
+from .activations import (
+    SOFTMAX,
+    activate_2d,
+    activate_inplace,
+    multiply_by_derivative,
+    softmax_rows,
+)
+from .dense import add_bias_rows, affine_csr_row, affine_vector
+from .losses import output_loss_and_delta
+from .optimizers import (
+    ADAM,
+    H_ALPHA,
+    H_BETA_1,
+    H_BETA_2,
+    H_MOMENTUM,
+    SGD,
+    adam_learning_rate,
+    update_rank1,
+)
+from ._jit import jit
+
+STATUS_OK = 0
+STATUS_NONFINITE_LOSS = 1
+STATUS_NONFINITE_WEIGHTS = 2
+
+
+@jit
+def layout(layer_sizes):
+    """Offsets of each layer's weights, intercepts and units in the flat arrays.
+
+    Returns
+    -------
+    w_off, b_off : ndarray of shape (n_layers - 1,)
+        Start of each weight matrix / intercept vector in the parameter vector.
+    unit_off : ndarray of shape (n_layers,)
+        Start of each layer's units in an activation buffer (``unit_off[0]`` = 0
+        is unused: the input is not copied); ``unit_off[-1]`` plus the last
+        width is the buffer size per sample.
+    """
+    n_weight_layers = layer_sizes.shape[0] - 1
+    w_off = np.empty(n_weight_layers, np.int64)
+    b_off = np.empty(n_weight_layers, np.int64)
+    unit_off = np.empty(n_weight_layers + 1, np.int64)
+    pos = 0
+    for l in range(n_weight_layers):
+        w_off[l] = pos
+        pos += layer_sizes[l] * layer_sizes[l + 1]
+    for l in range(n_weight_layers):
+        b_off[l] = pos
+        pos += layer_sizes[l + 1]
+    unit_off[0] = 0
+    units = 0
+    for l in range(1, n_weight_layers + 1):
+        unit_off[l] = units
+        units += layer_sizes[l]
+    return w_off, b_off, unit_off
+
+
+@jit
+def coef_sq_norm(params, n_coef):
+    """Sum of squares of the weights (the first ``n_coef`` parameters)."""
+    sq = params[0] * 0
+    for i in range(n_coef):
+        sq += params[i] * params[i]
+    return sq
+
+
+@jit
+def weight_view(params, w_off, layer_sizes, l):
+    """Layer ``l``'s weights as a C-contiguous ``(fan_in, fan_out)`` view of ``params``."""
+    fi = layer_sizes[l]
+    fo = layer_sizes[l + 1]
+    return params[w_off[l] : w_off[l] + fi * fo].reshape((fi, fo))
+
+
+@jit
+def bias_view(params, b_off, layer_sizes, l):
+    """Layer ``l``'s intercepts as a view of ``params``."""
+    return params[b_off[l] : b_off[l] + layer_sizes[l + 1]]
+
+
+@jit
+def _row(flat, start, stop):
+    return flat[start:stop].reshape((1, stop - start))
+
+
+@jit
+def _block(buf, batch_max, unit_off, layer_sizes, l, nb):
+    start = batch_max * unit_off[l]
+    return buf[start : start + nb * layer_sizes[l]].reshape((nb, layer_sizes[l]))
+
+
+@jit
+def _forward_batch(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, abuf, xbuf,
+):
+    """Rows ``order[start:start + nb]`` through every layer; output left as ``z``."""
+    n_weight_layers = layer_sizes.shape[0] - 1
+    n_in = layer_sizes[0]
+    fo = layer_sizes[1]
+    out = _block(abuf, batch_max, unit_off, layer_sizes, 1, nb)
+    if is_sparse:
+        for r in range(nb):
+            i = order[start + r]
+            affine_csr_row(
+                X_data, X_indices, X_indptr[i], X_indptr[i + 1],
+                weight_view(params, w_off, layer_sizes, 0), bias_view(params, b_off, layer_sizes, 0),
+                out[r],
+            )
+    else:
+        xb = xbuf[:nb]
+        for r in range(nb):
+            xb[r] = X_dense[order[start + r]]
+        np.dot(xb, weight_view(params, w_off, layer_sizes, 0), out)
+        add_bias_rows(out, bias_view(params, b_off, layer_sizes, 0))
+    for l in range(1, n_weight_layers):
+        activate_2d(out, act_codes[l - 1], act_param)
+        fi = layer_sizes[l]
+        fo = layer_sizes[l + 1]
+        nxt = _block(abuf, batch_max, unit_off, layer_sizes, l + 1, nb)
+        np.dot(out, weight_view(params, w_off, layer_sizes, l), nxt)
+        add_bias_rows(nxt, bias_view(params, b_off, layer_sizes, l))
+        out = nxt
+    return out
+
+
+@jit
+def _backward_batch(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
+    abuf, dbuf, xbuf, grads,
+):
+    """Unscaled gradients ``A.T @ delta`` and ``sum(delta)`` of every layer into
+    ``grads``, from the output deltas already in ``dbuf``; no input gradient."""
+    n_weight_layers = layer_sizes.shape[0] - 1
+    for l in range(n_weight_layers - 1, -1, -1):
+        fi = layer_sizes[l]
+        fo = layer_sizes[l + 1]
+        delta = _block(dbuf, batch_max, unit_off, layer_sizes, l + 1, nb)
+        G = grads[w_off[l] : w_off[l] + fi * fo].reshape((fi, fo))
+        if l > 0:
+            prev = _block(abuf, batch_max, unit_off, layer_sizes, l, nb)
+            np.dot(prev.T, delta, G)
+        elif is_sparse:
+            G[:] = 0
+            for r in range(nb):
+                i = order[start + r]
+                for p in range(X_indptr[i], X_indptr[i + 1]):
+                    Gk = G[X_indices[p]]
+                    v = X_data[p]
+                    for j in range(fo):
+                        Gk[j] += v * delta[r, j]
+        else:
+            np.dot(xbuf[:nb].T, delta, G)
+        gb = b_off[l]
+        for j in range(fo):
+            grads[gb + j] = 0
+        for r in range(nb):
+            for j in range(fo):
+                grads[gb + j] += delta[r, j]
+        if l > 0:
+            W = weight_view(params, w_off, layer_sizes, l)
+            dprev = _block(dbuf, batch_max, unit_off, layer_sizes, l, nb)
+            np.dot(delta, W.T, dprev)
+            multiply_by_derivative(
+                prev.reshape(prev.size), dprev.reshape(dprev.size), act_codes[l - 1], act_param
+            )
+
+
+@jit
+def _batch_loss_and_raw_gradients(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, start, nb,
+    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, loss_code,
+    abuf, dbuf, xbuf, grads,
+):
+    """Forward, output loss and backward for one batch.
+
+    Returns the weighted sum of the rows' losses and the sum of the weights;
+    ``grads`` receives the unscaled gradients (no L2 term, not divided).
+    """
+    n_weight_layers = layer_sizes.shape[0] - 1
+    z = _forward_batch(
+        X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+        params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, abuf, xbuf,
+    )
+    delta = _block(dbuf, batch_max, unit_off, layer_sizes, n_weight_layers, nb)
+    out_code = act_codes[n_weight_layers - 1]
+    loss_sum = 0.0
+    sw_sum = 0.0
+    for r in range(nb):
+        i = order[start + r]
+        w = sample_weight[i]
+        row_loss = output_loss_and_delta(z[r], Y[i], delta[r], out_code, loss_code, act_param)
+        loss_sum += w * row_loss
+        sw_sum += w
+        if w != 1:
+            for j in range(delta.shape[1]):
+                delta[r, j] *= w
+    _backward_batch(
+        X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+        params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
+        abuf, dbuf, xbuf, grads,
+    )
+    return loss_sum, sw_sum
+
+
+@jit
+def predict_batches(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes, act_codes,
+    act_param, out, abuf, xbuf,
+):
+    """Output activations of every row of X into ``out``, in chunks of the buffers' size.
+
+    ``abuf`` holds ``batch_max`` rows of every layer's units, ``xbuf`` is
+    ``(batch_max, n_features)`` for dense input.
+    """
+    w_off, b_off, unit_off = layout(layer_sizes)
+    n_weight_layers = layer_sizes.shape[0] - 1
+    n = out.shape[0]
+    units = unit_off[n_weight_layers] + layer_sizes[n_weight_layers]
+    batch_max = abuf.shape[0] // units
+    order = np.arange(n)
+    out_code = act_codes[n_weight_layers - 1]
+    for start in range(0, n, batch_max):
+        nb = min(batch_max, n - start)
+        z = _forward_batch(
+            X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+            params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
+            abuf, xbuf,
+        )
+        if out_code == SOFTMAX:
+            softmax_rows(z)
+        else:
+            activate_2d(z, out_code, act_param)
+        out[start : start + nb] = z
+
+
+@jit
+def loss_and_gradients(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, params, layer_sizes,
+    act_codes, act_param, loss_code, loss_scale, alpha, grads, abuf, dbuf, xbuf,
+):
+    """Loss and gradients at the current weights over all rows, as scikit-learn's ``_backprop``.
+
+    ``loss = loss_scale * sum(w_i * loss_i) / sum(w) + 0.5 * alpha * ||W||^2 / sum(w)``;
+    ``grads`` receives ``(A.T @ delta + alpha * W) / sum(w)`` and ``sum(delta) / sum(w)``
+    in the packed layout. The buffers must hold all rows at once.
+    """
+    w_off, b_off, unit_off = layout(layer_sizes)
+    n = Y.shape[0]
+    order = np.arange(n)
+    loss_sum, sw_sum = _batch_loss_and_raw_gradients(
+        X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, 0, n,
+        params, layer_sizes, w_off, b_off, unit_off, n, act_codes, act_param, loss_code,
+        abuf, dbuf, xbuf, grads,
+    )
+    n_coef = b_off[0]
+    inv = 1.0 / sw_sum
+    for i in range(n_coef):
+        grads[i] = (grads[i] + alpha * params[i]) * inv
+    for i in range(n_coef, params.shape[0]):
+        grads[i] = grads[i] * inv
+    sq = coef_sq_norm(params, n_coef)
+    return loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
+
+
+@jit
+def minibatch_epoch(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, batch_size,
+    params, layer_sizes, act_codes, act_param, loss_code, loss_scale,
+    opt, lr, hyper, state1, state2, step, grads, abuf, dbuf, xbuf, info,
+):
+    """One epoch of mini-batch training over ``order``, one optimizer step per batch.
+
+    Batches are ``order[s:s + batch_size]`` (the last one possibly shorter), as
+    scikit-learn's ``gen_batches``; each step uses the batch's gradient
+    ``(A.T @ delta + alpha * W) / sum(w)``. A full-batch epoch is
+    ``batch_size = len(order)``.
+
+    Returns the sum over batches of ``batch_loss * batch_rows`` (divide by the
+    number of rows for scikit-learn's ``loss_``). ``step[0]`` (Adam's step
+    counter) is advanced. ``info[0]`` receives the number of rows done,
+    ``info[1]`` a status: 0 ok, 1 a non-finite loss (stopped before updating),
+    2 a step produced non-finite weights.
+    """
+    w_off, b_off, unit_off = layout(layer_sizes)
+    n_weight_layers = layer_sizes.shape[0] - 1
+    n = order.shape[0]
+    n_coef = b_off[0]
+    alpha = hyper[H_ALPHA]
+    zero = alpha * 0
+    one = zero + 1
+    n_params = params.shape[0]
+    unit = np.ones(1, dtype=params.dtype)
+    sq = coef_sq_norm(params, n_coef)
+    total = 0.0
+    info[0] = 0
+    info[1] = STATUS_OK
+    for start in range(0, n, batch_size):
+        nb = min(batch_size, n - start)
+        loss_sum, sw_sum = _batch_loss_and_raw_gradients(
+            X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, start, nb,
+            params, layer_sizes, w_off, b_off, unit_off, batch_size, act_codes, act_param,
+            loss_code, abuf, dbuf, xbuf, grads,
+        )
+        if sw_sum == 0:  # a batch of zero-weight rows carries no gradient
+            info[0] = start + nb
+            continue
+        batch_loss = loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
+        if not math.isfinite(batch_loss):
+            info[1] = STATUS_NONFINITE_LOSS
+            return total
+        total += batch_loss * nb
+        step_lr = lr
+        if opt == ADAM:
+            step[0] += 1
+            step_lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
+        unit[0] = step_lr  # cast to the parameters' dtype: keeps float32 loops float32
+        lr_t = unit[0]
+        inv = one / sw_sum
+        sq = update_rank1(
+            opt, _row(params, 0, n_coef), _row(state1, 0, n_coef), _row(state2, 0, n_coef),
+            unit, grads[:n_coef], alpha, inv, lr_t, hyper,
+        )
+        bsq = update_rank1(
+            opt, _row(params, n_coef, n_params), _row(state1, n_coef, n_params),
+            _row(state2, n_coef, n_params), unit, grads[n_coef:], zero, inv, lr_t, hyper,
+        )
+        info[0] = start + nb
+        if not (math.isfinite(sq) and math.isfinite(bsq)):
+            info[1] = STATUS_NONFINITE_WEIGHTS
+            return total
+    return total
+
+
+@jit
+def sgd_epoch(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+    params, layer_sizes, act_codes, act_param, loss_code, loss_scale,
+    opt, lr, hyper, state1, state2, step, abuf, dbuf, xwork, info,
+):
+    """One epoch of per-sample (batch size 1) training, fused and allocation-free.
+
+    For each row of ``order``: forward pass, loss and output delta, deltas of
+    all hidden layers (at the current weights), then one optimizer step per
+    layer whose gradient ``(a_k * delta_j + alpha * W_kj) / w`` is formed
+    inside the update loop (no gradient buffer). Same result as
+    :func:`minibatch_epoch` with ``batch_size=1``; rows of weight 0 are skipped.
+
+    For CSR input the forward pass touches only the non-zero inputs; so does
+    the first layer's update when it cannot change other weights (plain SGD,
+    no momentum, ``alpha = 0``); otherwise the row is scattered into
+    ``xwork`` (length n_features, zero on entry and on exit).
+
+    Returns the summed loss (see :func:`minibatch_epoch`), with ``info`` and
+    ``step`` as there.
+    """
+    w_off, b_off, unit_off = layout(layer_sizes)
+    n_weight_layers = layer_sizes.shape[0] - 1
+    n_in = layer_sizes[0]
+    n = order.shape[0]
+    n_coef = b_off[0]
+    alpha = hyper[H_ALPHA]
+    zero = alpha * 0
+    one = zero + 1
+    sparse_rows_only = is_sparse and opt == SGD and hyper[H_MOMENTUM] == 0 and alpha == 0
+    unit = np.ones(1, dtype=params.dtype)
+    sq = coef_sq_norm(params, n_coef)
+    out_code = act_codes[n_weight_layers - 1]
+    total = 0.0
+    info[0] = 0
+    info[1] = STATUS_OK
+    for s in range(n):
+        i = order[s]
+        w = sample_weight[i]
+        if w == 0:
+            info[0] = s + 1
+            continue
+        # forward
+        out = abuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
+        W0 = weight_view(params, w_off, layer_sizes, 0)
+        b0 = bias_view(params, b_off, layer_sizes, 0)
+        if is_sparse:
+            affine_csr_row(X_data, X_indices, X_indptr[i], X_indptr[i + 1], W0, b0, out)
+        else:
+            affine_vector(X_dense[i], W0, b0, out)
+        for l in range(1, n_weight_layers):
+            activate_inplace(out, act_codes[l - 1], act_param)
+            nxt = abuf[unit_off[l + 1] : unit_off[l + 1] + layer_sizes[l + 1]]
+            affine_vector(
+                out, weight_view(params, w_off, layer_sizes, l),
+                bias_view(params, b_off, layer_sizes, l), nxt,
+            )
+            out = nxt
+        delta = dbuf[unit_off[n_weight_layers] : unit_off[n_weight_layers] + out.shape[0]]
+        row_loss = output_loss_and_delta(out, Y[i], delta, out_code, loss_code, act_param)
+        sample_loss = loss_scale * row_loss + 0.5 * alpha * sq / w
+        if not math.isfinite(sample_loss):
+            info[1] = STATUS_NONFINITE_LOSS
+            return total
+        total += sample_loss
+        if w != 1:
+            for j in range(delta.shape[0]):
+                delta[j] *= w
+        # backward: deltas of the hidden layers, at the current weights
+        for l in range(n_weight_layers - 1, 0, -1):
+            W = weight_view(params, w_off, layer_sizes, l)
+            d_hi = dbuf[unit_off[l + 1] : unit_off[l + 1] + layer_sizes[l + 1]]
+            d_lo = dbuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
+            for k in range(layer_sizes[l]):
+                d_lo[k] = _dot(W[k], d_hi)
+            multiply_by_derivative(
+                abuf[unit_off[l] : unit_off[l] + layer_sizes[l]], d_lo, act_codes[l - 1], act_param
+            )
+        # update: every layer from its input activations and its delta
+        step_lr = lr
+        if opt == ADAM:
+            step[0] += 1
+            step_lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
+        unit[0] = step_lr  # cast to the parameters' dtype: keeps float32 loops float32
+        lr_t = unit[0]
+        inv = one / w
+        sq = zero
+        bsq = zero
+        for l in range(n_weight_layers):
+            fo = layer_sizes[l + 1]
+            d = dbuf[unit_off[l + 1] : unit_off[l + 1] + fo]
+            W = weight_view(params, w_off, layer_sizes, l)
+            V1 = weight_view(state1, w_off, layer_sizes, l)
+            V2 = weight_view(state2, w_off, layer_sizes, l)
+            if l > 0:
+                a = abuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
+                sq += update_rank1(opt, W, V1, V2, a, d, alpha, inv, lr_t, hyper)
+            elif not is_sparse:
+                sq += update_rank1(opt, W, V1, V2, X_dense[i], d, alpha, inv, lr_t, hyper)
+            elif sparse_rows_only:
+                for p in range(X_indptr[i], X_indptr[i + 1]):
+                    k = X_indices[p]
+                    unit[0] = X_data[p]
+                    sq += update_rank1(
+                        opt, W[k : k + 1], V1[k : k + 1], V2[k : k + 1], unit, d, alpha, inv,
+                        lr_t, hyper,
+                    )
+            else:
+                for p in range(X_indptr[i], X_indptr[i + 1]):
+                    xwork[X_indices[p]] = X_data[p]
+                sq += update_rank1(opt, W, V1, V2, xwork, d, alpha, inv, lr_t, hyper)
+                for p in range(X_indptr[i], X_indptr[i + 1]):
+                    xwork[X_indices[p]] = 0
+            unit[0] = one
+            bsq += update_rank1(
+                opt, _row(params, b_off[l], b_off[l] + fo), _row(state1, b_off[l], b_off[l] + fo),
+                _row(state2, b_off[l], b_off[l] + fo), unit, d, zero, inv, lr_t, hyper,
+            )
+        info[0] = s + 1
+        if not (math.isfinite(sq) and math.isfinite(bsq)):
+            info[1] = STATUS_NONFINITE_WEIGHTS
+            return total
+    return total
+
+
+@jit(fastmath={"reassoc"})
+def _dot(a, b):
+    acc = a[0] * 0
+    for j in range(a.shape[0]):
+        acc += a[j] * b[j]
+    return acc
