@@ -1,1 +1,13 @@
+"""fastmlp: multilayer perceptrons trained at compiled speed.
+
+``MLPClassifier`` and ``MLPRegressor`` are drop-in replacements for
+``sklearn.neural_network``'s estimators; ``Network`` is the numeric core they
+wrap; the training loops run in the Numba kernels of ``fastmlp.kernels``.
+"""
+
+from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 from .network import Network, TrainingDiverged
+
+__version__ = "0.1.0"
+
+__all__ = ["MLPClassifier", "MLPRegressor", "Network", "TrainingDiverged", "__version__"]

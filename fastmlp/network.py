@@ -7,6 +7,7 @@ in, arrays out. Weights live in one flat vector packed as scikit-learn's
 """
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +20,17 @@ LOSSES = tuple(K.LOSS_CODES)
 SOLVERS = tuple(K.OPTIMIZER_CODES)
 # Rows per chunk in predict and largest batch kept in reusable buffers.
 PREDICT_CHUNK = 1024
+
+
+class KernelInput(NamedTuple):
+    """X in the form the kernels take: dense, or CSR arrays (see ``Network.prepare``)."""
+
+    dense: np.ndarray
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    is_sparse: bool
+    n_samples: int
 
 
 class TrainingDiverged(FloatingPointError):
@@ -119,6 +131,8 @@ class Network:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.layer_sizes = tuple(sizes)
         self.activations = activations
+        # scikit-learn draws every layer's init bound from its one activation name
+        self._init_activation = activation if isinstance(activation, str) else None
         self.output = output
         self.loss = loss
         self.leaky_relu_slope = float(leaky_relu_slope)
@@ -150,13 +164,16 @@ class Network:
     def initialize(self, random_state=None):
         """Draw fresh Glorot-uniform weights (scikit-learn's order and bounds).
 
-        Each layer's factor follows its own activation; the output layer uses
-        the last hidden layer's (scikit-learn's rule for a single activation).
+        With one activation name, every layer's bound follows it, as in
+        scikit-learn; with a list, each layer follows its own activation and
+        the output layer the last hidden layer's.
         """
         rng = as_random_state(random_state)
-        hidden = self.activations or ["relu"]
         for i in range(len(self.layer_sizes) - 1):
-            act = hidden[min(i, len(hidden) - 1)]
+            if self._init_activation is not None:
+                act = self._init_activation
+            else:
+                act = self.activations[min(i, len(self.activations) - 1)]
             coef, intercept = glorot_uniform(
                 rng, self.layer_sizes[i], self.layer_sizes[i + 1], act, self.dtype
             )
@@ -216,8 +233,16 @@ class Network:
         self._make_views()
 
     # ------------------------------------------------------------------ inputs
+    def prepare(self, X):
+        """X converted once to the kernels' form (C-contiguous, this dtype, CSR
+        with int64 indices); pass the result to the other methods to avoid
+        converting again on every call."""
+        return self._input(X)
+
     def _input(self, X):
         """The kernels' view of X: dense array or CSR arrays, in this dtype."""
+        if isinstance(X, KernelInput):
+            return X
         empty_idx = np.empty(0, dtype=np.int64)
         if sp.issparse(X):
             X = X.tocsr()
@@ -228,7 +253,7 @@ class Network:
             if not X.has_canonical_format:
                 X = X.copy()
                 X.sum_duplicates()
-            return (
+            return KernelInput(
                 np.empty((0, 0), dtype=self.dtype),
                 np.ascontiguousarray(X.data, dtype=self.dtype),
                 np.ascontiguousarray(X.indices, dtype=np.int64),
@@ -241,7 +266,9 @@ class Network:
             raise ValueError(
                 f"X must be 2-D with {self.layer_sizes[0]} features, got shape {X.shape}"
             )
-        return X, np.empty(0, dtype=self.dtype), empty_idx, empty_idx, False, X.shape[0]
+        return KernelInput(
+            X, np.empty(0, dtype=self.dtype), empty_idx, empty_idx, False, X.shape[0]
+        )
 
     def _targets(self, Y, n):
         Y = np.asarray(Y, dtype=self.dtype)
@@ -271,9 +298,12 @@ class Network:
                 np.zeros(batch_max * units, dtype=self.dtype),
                 np.zeros((batch_max, self.layer_sizes[0]), dtype=self.dtype),
             )
-            if batch_max <= PREDICT_CHUNK:  # full-batch buffers are not kept
-                self._buffers[batch_max] = bufs
+            self._buffers[batch_max] = bufs
         return bufs
+
+    def release_buffers(self):
+        """Drop the cached work buffers (a full-batch buffer can be large)."""
+        self._buffers = {}
 
     # ------------------------------------------------------------------ compute
     def forward(self, X):
@@ -484,7 +514,8 @@ class Network:
         """
         self.set_optimizer(solver, **optimizer_options)
         rng = as_random_state(random_state)
-        n = X.shape[0]
+        X = self.prepare(X)
+        n = X.n_samples
         self.loss_curve_ = []
         for _ in range(int(epochs)):
             order = rng.permutation(n) if shuffle else None

@@ -314,6 +314,7 @@ def minibatch_epoch(
     one = zero + 1
     n_params = params.shape[0]
     unit = np.ones(1, dtype=params.dtype)
+    scratch = np.empty(1, dtype=params.dtype)
     sq = coef_sq_norm(params, n_coef)
     total = 0.0
     info[0] = 0
@@ -337,8 +338,8 @@ def minibatch_epoch(
         if opt == ADAM:
             step[0] += 1
             step_lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
-        unit[0] = step_lr  # cast to the parameters' dtype: keeps float32 loops float32
-        lr_t = unit[0]
+        scratch[0] = step_lr  # cast to the parameters' dtype: keeps float32 loops float32
+        lr_t = scratch[0]
         inv = one / sw_sum
         sq = update_rank1(
             opt, _row(params, 0, n_coef), _row(state1, 0, n_coef), _row(state2, 0, n_coef),
@@ -387,6 +388,7 @@ def sgd_epoch(
     one = zero + 1
     sparse_rows_only = is_sparse and opt == SGD and hyper[H_MOMENTUM] == 0 and alpha == 0
     unit = np.ones(1, dtype=params.dtype)
+    scratch = np.empty(1, dtype=params.dtype)
     sq = coef_sq_norm(params, n_coef)
     out_code = act_codes[n_weight_layers - 1]
     total = 0.0
@@ -439,8 +441,8 @@ def sgd_epoch(
         if opt == ADAM:
             step[0] += 1
             step_lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
-        unit[0] = step_lr  # cast to the parameters' dtype: keeps float32 loops float32
-        lr_t = unit[0]
+        scratch[0] = step_lr  # cast to the parameters' dtype: keeps float32 loops float32
+        lr_t = scratch[0]
         inv = one / w
         sq = zero
         bsq = zero

@@ -1,0 +1,916 @@
+"""MLPClassifier and MLPRegressor: scikit-learn's estimators on compiled kernels.
+
+The estimators follow ``sklearn.neural_network`` parameter for parameter and
+draw from the random state in the same order (initial weights, validation
+split, per-epoch shuffles), so the same settings give the same numbers. They
+hold a :class:`fastmlp.Network` and contain no numeric loops.
+"""
+
+import copy
+import sys
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .network import HIDDEN_ACTIVATIONS, Network, TrainingDiverged
+
+try:  # scikit-learn >= 1.6 passes iprint only to SciPy versions that take it
+    from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
+except ImportError:  # pragma: no cover
+    def _get_additional_lbfgs_options_dict(key, value):
+        return {key: value}
+
+
+STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adagrad", "adadelta")
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared fit/predict machinery of MLPClassifier and MLPRegressor."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), list, tuple],
+        "solver": [StrOptions({"lbfgs", *STOCHASTIC_SOLVERS})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dtype": [None, StrOptions({"float32", "float64"})],
+    }
+
+    # ------------------------------------------------------------ fitted weights
+    @property
+    def coefs_(self):
+        """Weight matrices, ``coefs_[i]`` of shape ``(n_units[i], n_units[i + 1])``."""
+        try:
+            return self._network.coefs_
+        except AttributeError:
+            raise AttributeError("'coefs_' is set by fit") from None
+
+    @coefs_.setter
+    def coefs_(self, arrays):
+        self._network.coefs_ = arrays
+
+    @property
+    def intercepts_(self):
+        """Intercept vectors, ``intercepts_[i]`` of shape ``(n_units[i + 1],)``."""
+        try:
+            return self._network.intercepts_
+        except AttributeError:
+            raise AttributeError("'intercepts_' is set by fit") from None
+
+    @intercepts_.setter
+    def intercepts_(self, arrays):
+        self._network.intercepts_ = arrays
+
+    # ------------------------------------------------------------ setup
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if not hasattr(sizes, "__iter__"):
+            sizes = [sizes]
+        sizes = list(sizes)
+        if np.any(np.array(sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        return [int(s) for s in sizes]
+
+    def _hidden_activations(self, n_hidden):
+        if isinstance(self.activation, str):
+            return self.activation
+        acts = list(self.activation)
+        if len(acts) != n_hidden:
+            raise ValueError(
+                f"activation lists {len(acts)} names but hidden_layer_sizes has "
+                f"{n_hidden} layers; give one name per hidden layer or a single name."
+            )
+        unknown = [a for a in acts if a not in HIDDEN_ACTIVATIONS]
+        if unknown:
+            raise ValueError(
+                f"Unknown activation(s) {unknown}; expected names from {list(HIDDEN_ACTIVATIONS)}."
+            )
+        return acts
+
+    def _input_dtype(self):
+        return (np.float64, np.float32) if self.dtype is None else np.dtype(self.dtype)
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        self._network = Network(
+            layer_units,
+            activation=self._hidden_activations(len(layer_units) - 2),
+            output=self.out_activation_,
+            loss=self._network_loss(),
+            dtype=dtype,
+            random_state=self._random_state,
+        )
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [b.copy() for b in self.intercepts_]
+        if self.solver in STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _loss_scale(self):
+        # scikit-learn reports squared error averaged over outputs (its gradient is not).
+        if not is_classifier(self) and self.loss == "squared_error":
+            return 1.0 / self.n_outputs_
+        return 1.0
+
+    # ------------------------------------------------------------ fit
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        """Fit, restoring the estimator exactly as it was if anything raises."""
+        saved = copy.deepcopy(self.__dict__)
+        try:
+            return self._fit_unchecked(X, y, sample_weight, incremental)
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt):
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+            raise
+
+    def _fit_unchecked(self, X, y, sample_weight, incremental):
+        hidden_layer_sizes = self._hidden_layer_sizes()
+        self._hidden_activations(len(hidden_layer_sizes))
+        first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        n_samples, n_features = X.shape
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        layer_units = [n_features] + hidden_layer_sizes + [y.shape[1]]
+        if not first_pass and list(self._network.layer_sizes) != layer_units:
+            raise ValueError(
+                f"The fitted network has layer sizes {list(self._network.layer_sizes)} "
+                f"but this data and hidden_layer_sizes need {layer_units}."
+            )
+        self.n_outputs_ = y.shape[1]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype if self.dtype is None else self.dtype)
+        network = self._network
+        Y = np.ascontiguousarray(y, dtype=network.dtype)
+        if self.solver in STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, Y, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(X, Y, sample_weight)
+        network.release_buffers()
+        if not np.isfinite(network.params).all():  # the kernels should never let this happen
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+        return self
+
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        network = self._network
+        inputs = network.prepare(X)
+        loss_scale = self._loss_scale()
+
+        def loss_and_grad(packed):
+            network.params[...] = packed
+            return network._loss_and_flat_gradients(
+                inputs, Y, self.alpha, sample_weight, loss_scale
+            )
+
+        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
+        opt_res = scipy.optimize.minimize(
+            loss_and_grad,
+            network.params.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            options={
+                "maxfun": self.max_fun,
+                "maxiter": self.max_iter,
+                "gtol": self.tol,
+                **_get_additional_lbfgs_options_dict("iprint", iprint),
+            },
+        )
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        network.params[...] = opt_res.x
+
+    def _fit_stochastic(self, X, Y, sample_weight, incremental):
+        network = self._network
+        if not incremental or not hasattr(self, "_learning_rate"):
+            network.set_optimizer(
+                self.solver,
+                momentum=self.momentum,
+                nesterov=self.nesterovs_momentum,
+                beta_1=self.beta_1,
+                beta_2=self.beta_2,
+                epsilon=self.epsilon,
+            )
+            self._learning_rate = float(self.learning_rate_init)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            stratify = Y if (is_classifier(self) and self.n_outputs_ == 1) else None
+            split = train_test_split(
+                X,
+                Y,
+                *([] if sample_weight is None else [sample_weight]),
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X_train, X_val, Y_train, Y_val = split[:4]
+            sw_train, sw_val = split[4:] if sample_weight is not None else (None, None)
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            y_val = (
+                self._label_binarizer.inverse_transform(Y_val)
+                if is_classifier(self)
+                else (Y_val.ravel() if Y_val.shape[1] == 1 else Y_val)
+            )
+        else:
+            X_train, Y_train, sw_train = X, Y, sample_weight
+            X_val = y_val = sw_val = None
+
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. "
+                    "It is going to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        inputs = network.prepare(X_train)
+        loss_scale = self._loss_scale()
+        progress = self.verbose is not True and self.verbose >= 2
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                started = time.perf_counter()
+                try:
+                    self.loss_ = network.train_epoch(
+                        inputs, Y_train, self._learning_rate, batch_size,
+                        sample_idx, self.alpha, sw_train, loss_scale,
+                    )
+                except TrainingDiverged as exc:
+                    warnings.warn(
+                        f"Training stopped at epoch {self.n_iter_ + 1}: {exc}. The model keeps "
+                        "the weights of the last finished epoch; lower learning_rate_init or "
+                        "scale the input data.",
+                        ConvergenceWarning,
+                    )
+                    break
+                elapsed = time.perf_counter() - started
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if progress:
+                    self._print_progress(n_samples / max(elapsed, 1e-12))
+                elif self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    self._learning_rate = float(self.learning_rate_init) / (
+                        self.t_ + 1
+                    ) ** self.power_t
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = (
+                            "Validation score did not improve more than "
+                            "tol=%f for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
+                        )
+                    else:
+                        msg = (
+                            "Training loss did not improve more than tol=%f"
+                            " for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
+                        )
+                    if self._trigger_stopping(msg):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet." % self.max_iter,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        finally:
+            if progress:
+                print(file=sys.stdout)
+        if early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _print_progress(self, samples_per_s):
+        width = 24
+        done = int(width * self.n_iter_ / self.max_iter)
+        bar = "#" * done + "-" * (width - done)
+        print(
+            f"\r[{bar}] epoch {self.n_iter_}/{self.max_iter}  loss {self.loss_:.6f}  "
+            f"{samples_per_s:,.0f} samples/s",
+            end="",
+            file=sys.stdout,
+            flush=True,
+        )
+
+    def _trigger_stopping(self, msg):
+        """scikit-learn's rule: 'adaptive' SGD divides the rate by 5, others stop."""
+        verbose = bool(self.verbose)
+        if not (self.solver == "sgd" and self.learning_rate == "adaptive"):
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self._learning_rate)
+        return False
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
+        if early_stopping:
+            val_score = self._score(X_val, y_val, sample_weight=sw_val)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            last_valid_score = self.validation_scores_[-1]
+            if last_valid_score < (self.best_validation_score_ + self.tol):
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last_valid_score > self.best_validation_score_:
+                self.best_validation_score_ = last_valid_score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [i.copy() for i in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights (non-negative; zero-weight samples are skipped).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                "%s is not stochastic." % self.solver
+            )
+        return True
+
+    # ------------------------------------------------------------ predict
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            check_is_fitted(self)
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], reset=False, dtype=self._input_dtype()
+            )
+        return self._network.forward(X)
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_COMMON_PARAMS_DOC = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+        ``()`` gives no hidden layer (a single neuron layer: logistic or
+        linear regression).
+    activation : str or list of str, default='relu'
+        Hidden activation: 'identity', 'logistic', 'tanh', 'relu', and beyond
+        scikit-learn 'leaky_relu', 'elu', 'selu'; or a list with one name per
+        hidden layer.
+    solver : {'lbfgs', 'sgd', 'adam', 'rmsprop', 'adagrad', 'adadelta'}, default='adam'
+        Weight optimizer. 'rmsprop', 'adagrad' and 'adadelta' are beyond
+        scikit-learn; they use ``learning_rate_init`` and ``epsilon`` (RMSprop
+        and Adadelta with a decay of 0.9; Adadelta's natural rate is 1.0).
+    alpha : float, default=0.0001
+        Strength of the L2 regularization term.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size for stochastic solvers, ``min(200, n_samples)`` for
+        'auto'. ``batch_size=1`` runs the fused per-sample SGD kernel.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning rate schedule (solver='sgd' only), as in scikit-learn.
+    learning_rate_init : float, default=0.001
+        Initial learning rate of the stochastic solvers.
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+    max_iter : int, default=200
+        Maximum number of epochs (stochastic solvers) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Shuffle samples in each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Initial weights, validation split and shuffles, drawn as scikit-learn does.
+    tol : float, default=1e-4
+        Tolerance for the optimization.
+    verbose : bool or int, default=False
+        True or 1 prints scikit-learn's per-iteration lines; 2 shows a progress
+        bar with epoch, loss and samples/s.
+    warm_start : bool, default=False
+        Reuse the previous solution as initialization.
+    momentum : float, default=0.9
+        Momentum of SGD.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum.
+    early_stopping : bool, default=False
+        Stop when the validation score stops improving.
+    validation_fraction : float, default=0.1
+        Share of the training data set aside for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's decay rates.
+    epsilon : float, default=1e-8
+        Adam's numerical stability constant (also RMSprop's, Adagrad's, Adadelta's).
+    n_iter_no_change : int, default=10
+        Epochs without improvement of at least ``tol`` before stopping.
+    max_fun : int, default=15000
+        Maximum number of loss evaluations (lbfgs).
+    dtype : {None, 'float32', 'float64'}, default=None
+        Precision of training: None keeps scikit-learn's rule (float32 input
+        stays float32, anything else becomes float64); 'float32' trains in
+        single precision even on float64 input.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, a drop-in for scikit-learn's.
+
+    Optimizes the log-loss with L-BFGS or a stochastic solver, with the
+    numerics of ``sklearn.neural_network.MLPClassifier``; every epoch runs as
+    one compiled call.
+
+    Parameters
+    ----------
+    {params}
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Class labels for each output.
+    loss_ : float
+        The current loss.
+    best_loss_ : float or None
+        Minimum training loss reached (None with early stopping).
+    loss_curve_ : list
+        Loss at the end of each epoch (stochastic solvers).
+    validation_scores_ : list or None
+        Accuracy on the validation set at each epoch (early stopping).
+    best_validation_score_ : float or None
+        Best validation accuracy (early stopping).
+    t_ : int
+        Training samples seen.
+    coefs_ : list of ndarray
+        Weight matrices.
+    intercepts_ : list of ndarray
+        Bias vectors.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit (string column names only).
+    n_iter_ : int
+        Number of iterations the solver ran.
+    n_layers_ : int
+        Number of layers.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        Name of the output activation.
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dtype=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+
+    loss = "log_loss"
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _network_loss(self):
+        return "log_loss"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=self._input_dtype(),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+        if len(self.classes_) < 2 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            raise ValueError(
+                "The number of classes has to be greater than one; got "
+                f"{len(self.classes_)} class: {self.classes_[0]!r}"
+            )
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            The target values (a label indicator matrix for multilabel).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit; required on the first
+            call (except for multilabel targets).
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        saved = copy.deepcopy(self.__dict__)
+        try:
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        try:
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def predict_log_proba(self, X):
+        """Return the log of probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted log-probability of each class, ordered as ``classes_``.
+        """
+        y_prob = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted probability of each class, ordered as ``classes_``.
+        """
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, a drop-in for scikit-learn's.
+
+    Optimizes the squared error (or, beyond scikit-learn, the absolute error;
+    or the Poisson deviance as scikit-learn >= 1.7) with L-BFGS or a
+    stochastic solver; the output activation is the identity (exp for
+    Poisson).
+
+    Parameters
+    ----------
+    loss : {{'squared_error', 'absolute_error', 'poisson'}}, default='squared_error'
+        The loss to minimize.
+    {params}
+    Attributes
+    ----------
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
+    t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_,
+    n_layers_, n_outputs_, out_activation_ :
+        As for :class:`MLPClassifier`; validation scores are R2.
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "absolute_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dtype=None,
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+
+    def _output_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _network_loss(self):
+        return self.loss
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=self._input_dtype(),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' requires non-negative y, got a negative target.")
+        return X, y
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained MLP model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+
+MLPClassifier.__doc__ = MLPClassifier.__doc__.format(params=_COMMON_PARAMS_DOC.strip("\n"))
+MLPRegressor.__doc__ = MLPRegressor.__doc__.format(params=_COMMON_PARAMS_DOC.strip("\n"))
