@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from . import kernels as K
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu")
-OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
+OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax", "exp")
 LOSSES = tuple(K.LOSS_CODES)
 SOLVERS = tuple(K.OPTIMIZER_CODES)
 # Rows per chunk in predict and largest batch kept in reusable buffers.
@@ -74,8 +74,9 @@ class Network:
     activation : str or list of str, default="relu"
         Hidden activation, or one per hidden layer: 'identity', 'logistic',
         'tanh', 'relu', 'leaky_relu', 'elu' or 'selu'.
-    output : {'identity', 'logistic', 'softmax', 'exp'}, default="identity"
-        Output activation.
+    output : str, default="identity"
+        Output activation: 'identity', 'logistic', 'softmax', 'exp', or any
+        hidden activation (with squared or absolute error).
     loss : {'squared_error', 'absolute_error', 'log_loss', 'poisson'}, default="squared_error"
         'log_loss' is cross-entropy: with a softmax output for one-hot targets,
         with a logistic output for binary or multilabel 0/1 targets.

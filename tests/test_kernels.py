@@ -1,0 +1,250 @@
+"""Every kernel against the plain-NumPy reference in ``reference.py``."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+
+from fastmlp import Network
+from fastmlp.kernels import activations as A
+from fastmlp.kernels import dense, losses, make_hyper, optimizers
+
+from . import reference as ref
+from .conftest import tolerance
+
+DTYPES = ["float64", "float32"]
+ELEMENTWISE = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "exp"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ELEMENTWISE + ["softmax"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (257, 33)])
+def test_activation_matches_numpy(rng, dtype, name, shape):
+    z = (rng.randn(*shape) * 3).astype(dtype)
+    out = z.copy()
+    A.activate_2d(out, A.ACTIVATION_CODES[name], 0.01)
+    assert out.dtype == np.dtype(dtype)
+    assert_allclose(out, ref.activation(name, z.astype(np.float64)), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", [n for n in ELEMENTWISE])
+def test_derivative_from_output_matches_derivative_from_z(rng, dtype, name):
+    z = (rng.randn(500) * 2).astype(dtype)
+    a = z.copy()
+    A.activate_inplace(a, A.ACTIVATION_CODES[name], 0.01)
+    delta = np.ones_like(z)
+    A.multiply_by_derivative(a, delta, A.ACTIVATION_CODES[name], 0.01)
+    assert_allclose(delta, ref.derivative_from_z(name, z.astype(np.float64)), **tolerance(dtype))
+
+
+def test_logistic_is_finite_and_silent_at_800():
+    z = np.array([-800.0, -1e4, 800.0, 1e4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        A.activate_inplace(z, A.LOGISTIC, 0.0)
+    assert_allclose(z, [0, 0, 1, 1])
+
+
+PAIRS = [
+    ("log_loss", "softmax"),
+    ("log_loss", "logistic"),
+    ("squared_error", "identity"),
+    ("squared_error", "logistic"),
+    ("squared_error", "tanh"),
+    ("absolute_error", "identity"),
+    ("absolute_error", "logistic"),
+    ("poisson", "exp"),
+]
+
+
+def _targets(loss, out, rng, n, k):
+    if out == "softmax":
+        return np.eye(k)[rng.randint(0, k, n)]
+    if loss == "log_loss":
+        return rng.randint(0, 2, (n, k)).astype(float)
+    if loss == "poisson":
+        return rng.poisson(2.0, (n, k)).astype(float)
+    return rng.randn(n, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss,out", PAIRS)
+def test_output_loss_and_delta_match_numpy(rng, dtype, loss, out):
+    z = (rng.randn(40, 4) * 2).astype(dtype)
+    y = _targets(loss, out, rng, 40, 4).astype(dtype)
+    a = z.copy()
+    delta = np.empty_like(z)
+    row_loss = [
+        losses.output_loss_and_delta(
+            a[r], y[r], delta[r], A.ACTIVATION_CODES[out], losses.LOSS_CODES[loss], 0.01
+        )
+        for r in range(40)
+    ]
+    z64, y64 = z.astype(np.float64), y.astype(np.float64)
+    assert_allclose(row_loss, ref.output_loss(loss, out, z64, y64), **tolerance(dtype))
+    assert_allclose(a, ref.activation(out, z64), **tolerance(dtype))
+    _, cg, ig = ref.loss_and_gradients(
+        np.eye(40), y64, [z64], [np.zeros(4)], [], out, loss
+    )  # with X = I, the weight gradient row r is delta_r / n
+    assert_allclose(delta, cg[0] * 40, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("z_scale", [1e4, -1e4])
+def test_softmax_cross_entropy_is_finite_and_exact_at_huge_logits(z_scale):
+    z = np.array([z_scale, 0.0, -z_scale])
+    y = np.array([0.0, 1.0, 0.0])
+    delta = np.empty(3)
+    loss = losses.output_loss_and_delta(z, y, delta, A.SOFTMAX, losses.LOG_LOSS, 0.0)
+    assert loss == pytest.approx(abs(z_scale))
+    expected_p = [1.0, 0.0, 0.0] if z_scale > 0 else [0.0, 0.0, 1.0]
+    assert_allclose(delta, np.array(expected_p) - y, atol=1e-300)
+
+
+def test_equal_logits_give_uniform_softmax_and_log_k_loss():
+    z = np.full(5, 3.0)
+    y = np.eye(5)[2]
+    delta = np.empty(5)
+    loss = losses.output_loss_and_delta(z, y, delta, A.SOFTMAX, losses.LOG_LOSS, 0.0)
+    assert loss == pytest.approx(np.log(5))
+    assert_allclose(delta, 0.2 - y)
+
+
+@pytest.mark.parametrize("z", [1e4, -1e4, 800.0, -800.0])
+@pytest.mark.parametrize("y", [0.0, 1.0])
+def test_binary_cross_entropy_is_finite_and_exact_at_huge_logits(z, y):
+    zz = np.array([z])
+    delta = np.empty(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = losses.output_loss_and_delta(zz, np.array([y]), delta, A.LOGISTIC, losses.LOG_LOSS, 0.0)
+    expected = np.logaddexp(0, z) - y * z
+    assert np.isfinite(loss) and loss == pytest.approx(expected)
+    assert delta[0] == pytest.approx((1.0 if z > 0 else 0.0) - y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_in,n_out", [(1, 1), (17, 5), (300, 64)])
+@pytest.mark.parametrize("act", ["relu", "tanh", "softmax"])
+def test_dense_forward_vector_batch_and_csr_match_numpy(rng, dtype, n_in, n_out, act):
+    X = rng.randn(9, n_in).astype(dtype)
+    X[X < 0.3] = 0
+    W = rng.randn(n_in, n_out).astype(dtype)
+    b = rng.randn(n_out).astype(dtype)
+    code = A.ACTIVATION_CODES[act]
+    expected = ref.activation(act, X.astype(np.float64) @ W + b)
+    out = np.empty((9, n_out), dtype=dtype)
+    dense.dense_forward_batch(X, W, b, code, 0.01, out)
+    assert_allclose(out, expected, **tolerance(dtype))
+    csr = sp.csr_matrix(X)
+    indices = csr.indices.astype(np.int64)
+    for r in range(9):
+        row = np.empty(n_out, dtype=dtype)
+        dense.dense_forward_vector(X[r], W, b, code, 0.01, row)
+        assert_allclose(row, expected[r], **tolerance(dtype))
+        dense.dense_forward_csr_row(
+            csr.data, indices, csr.indptr[r], csr.indptr[r + 1], W, b, code, 0.01, row
+        )
+        assert_allclose(row, expected[r], **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "solver,momentum,nesterov",
+    [("sgd", 0.0, False), ("sgd", 0.9, False), ("sgd", 0.9, True)]
+    + [(s, 0.9, True) for s in ("adam", "rmsprop", "adagrad", "adadelta")],
+)
+def test_optimizer_step_matches_numpy(rng, dtype, solver, momentum, nesterov):
+    W = rng.randn(6, 5)
+    a, d = rng.randn(6), rng.randn(5)
+    alpha, sw, lr = 0.3, 2.0, 0.05
+    opt = ref.Optimizer(solver, [W], lr, momentum=momentum, nesterov=nesterov)
+    Wk = W.astype(dtype)
+    s1, s2 = np.zeros_like(Wk), np.zeros_like(Wk)
+    hyper = np.asarray(
+        make_hyper(momentum=momentum, nesterov=nesterov, alpha=alpha, tiny=np.finfo(dtype).tiny),
+        dtype=dtype,
+    )
+    code = optimizers.OPTIMIZER_CODES[solver]
+    for t in range(1, 4):
+        grad = (np.outer(a, d) + alpha * W) / sw
+        opt.step([W], [grad])
+        step_lr = optimizers.adam_learning_rate(lr, 0.9, 0.999, t) if solver == "adam" else lr
+        sq = optimizers.update_rank1(
+            code, Wk, s1, s2, a.astype(dtype), d.astype(dtype),
+            np.asarray(alpha, dtype)[()], np.asarray(1 / sw, dtype)[()],
+            np.asarray(step_lr, dtype)[()], hyper,
+        )
+        assert_allclose(Wk, W, **tolerance(dtype))
+        assert sq == pytest.approx((W**2).sum(), rel=1e-5)
+
+
+ARCHS = [
+    ([3, 1], []),
+    ([4, 6, 3], ["tanh"]),
+    ([5, 8, 7, 2], ["relu", "logistic"]),
+    ([3, 40, 2], ["elu"]),
+    ([3, 5, 4, 3, 2], ["selu", "leaky_relu", "identity"]),
+]
+
+
+def _network_and_data(rng, sizes, hidden, out, loss, dtype="float64", n=11):
+    net = Network(sizes, activation=hidden if hidden else "relu", output=out, loss=loss,
+                  dtype=dtype, random_state=rng)
+    X = rng.randn(n, sizes[0])
+    Y = _targets(loss, out, rng, n, sizes[-1])
+    return net, X, Y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes,hidden", ARCHS)
+@pytest.mark.parametrize("loss,out", PAIRS)
+def test_loss_and_gradients_match_numpy_backprop(rng, dtype, sizes, hidden, loss, out):
+    net, X, Y = _network_and_data(rng, sizes, hidden, out, loss, dtype)
+    sw = rng.uniform(0.5, 2, X.shape[0])
+    got, cg, ig = net.loss_and_gradients(X, Y, alpha=0.1, sample_weight=sw, loss_scale=0.5)
+    coefs = [c.astype(np.float64) for c in net.coefs_]
+    ints = [b.astype(np.float64) for b in net.intercepts_]
+    exp, ecg, eig = ref.loss_and_gradients(X, Y, coefs, ints, hidden, out, loss, 0.1, sw, 0.5)
+    tol = tolerance(dtype) if dtype == "float64" else dict(rtol=1e-4, atol=1e-4)
+    assert got == pytest.approx(exp, rel=tol["rtol"], abs=tol["atol"])
+    for g, e in zip(cg + ig, ecg + eig):
+        assert_allclose(g, e, **tol)
+
+
+@pytest.mark.parametrize("sizes,hidden", ARCHS)
+@pytest.mark.parametrize("loss,out", [p for p in PAIRS if p[0] != "absolute_error"])
+def test_gradients_match_central_finite_differences(rng, sizes, hidden, loss, out):
+    net, X, Y = _network_and_data(rng, sizes, hidden, out, loss)
+    _, grads = net._loss_and_flat_gradients(X, Y, alpha=0.05)
+    params = net.params
+    eps = 1e-6
+    numeric = np.empty_like(grads)
+    for i in range(params.size):
+        old = params[i]
+        params[i] = old + eps
+        up, _ = net._loss_and_flat_gradients(X, Y, alpha=0.05)
+        params[i] = old - eps
+        down, _ = net._loss_and_flat_gradients(X, Y, alpha=0.05)
+        params[i] = old
+        numeric[i] = (up - down) / (2 * eps)
+    err = np.abs(numeric - grads) / np.maximum(1e-3, np.abs(numeric) + np.abs(grads))
+    assert err.max() < 1e-4
+    assert err.mean() < 1e-6
+
+
+def test_absolute_error_gradient_matches_finite_differences_away_from_kinks(rng):
+    net, X, Y = _network_and_data(rng, [3, 4, 2], ["tanh"], "identity", "absolute_error")
+    Y = Y + 5.0  # residuals far from zero: no kink within eps
+    _, grads = net._loss_and_flat_gradients(X, Y)
+    p = net.params
+    for i in range(p.size):
+        old = p[i]
+        p[i] = old + 1e-6
+        up, _ = net._loss_and_flat_gradients(X, Y)
+        p[i] = old - 1e-6
+        down, _ = net._loss_and_flat_gradients(X, Y)
+        p[i] = old
+        assert (up - down) / 2e-6 == pytest.approx(grads[i], rel=1e-5, abs=1e-8)
