@@ -1,0 +1,1 @@
+"""asv benchmarks of fastmlp beside scikit-learn and (when installed) PyTorch."""

@@ -1,0 +1,194 @@
+"""Benchmarks: fit/predict time, peak memory, samples/s and test score.
+
+fastmlp, scikit-learn's MLPClassifier and (when torch is installed) a plain
+PyTorch loop run the same configurations, so one ``asv run`` shows them side
+by side. Every benchmark warms the JIT in ``setup`` (asv does not warm up when
+``number`` is set); compile time is measured on purpose in ``JitCost``.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from .common import (
+    N_SAMPLES,
+    PROFILE,
+    TorchMLP,
+    estimator_settings,
+    get_data,
+    quiet,
+    timed,
+    torch_available,
+)
+
+FAST = PROFILE == "fast"
+
+
+def _fastmlp(settings):
+    from fastmlp import MLPClassifier
+
+    return MLPClassifier(**settings)
+
+
+def _sklearn(settings):
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(**settings)
+
+
+class _FitBench:
+    """Shared body: ``make(settings)`` builds the estimator under test."""
+
+    timeout = 600
+    number = 1
+    repeat = (1, 3, 30) if not FAST else (1, 1, 10)
+    warmup_time = 0
+
+    def _setup(self, solver, dtype, kind, hidden=(128,), n_samples=N_SAMPLES):
+        quiet()
+        self.X, self.X_test, self.y, self.y_test = get_data(n_samples, dtype=dtype, kind=kind)
+        self.settings = estimator_settings(solver, hidden)
+        self.make(self.settings).fit(self.X[:50], self.y[:50])  # warm the JIT
+        self.model = self.make(self.settings).fit(self.X, self.y)
+
+    def time_fit(self, *params):
+        self.make(self.settings).fit(self.X, self.y)
+
+    def peakmem_fit(self, *params):
+        self.make(self.settings).fit(self.X, self.y)
+
+    def track_samples_per_second(self, *params):
+        est = self.make(self.settings)
+        return self.X.shape[0] * max(1, 1) / timed(est.fit, self.X, self.y)
+
+    def track_test_score(self, *params):
+        return float(np.mean(self.model.predict(self.X_test) == self.y_test))
+
+
+class FastMLPFit(_FitBench):
+    """fastmlp over solver x dtype x input kind."""
+
+    params = (["sgd_1", "sgd_32", "sgd_200", "adam", "lbfgs"], ["float64", "float32"],
+              ["dense", "csr"])
+    param_names = ["solver", "dtype", "input"]
+
+    def setup(self, solver, dtype, kind):
+        self.make = _fastmlp
+        self._setup(solver, dtype, kind)
+
+
+class SklearnFit(_FitBench):
+    """scikit-learn's MLPClassifier on the same configurations."""
+
+    params = FastMLPFit.params
+    param_names = FastMLPFit.param_names
+
+    def setup(self, solver, dtype, kind):
+        self.make = _sklearn
+        n = 500 if solver == "sgd_1" else N_SAMPLES  # its per-sample loop is slow
+        self._setup(solver, dtype, kind, n_samples=n)
+
+
+class TorchFit(_FitBench):
+    """A plain PyTorch CPU loop (skipped when torch is not installed)."""
+
+    params = (["sgd_1", "sgd_32", "sgd_200", "adam"], ["float64", "float32"])
+    param_names = ["solver", "dtype"]
+
+    def setup(self, solver, dtype):
+        if not torch_available():
+            raise NotImplementedError("torch is not installed")
+        s = estimator_settings(solver)
+        bs = s.get("batch_size", 200)
+        self.make = lambda settings: TorchMLP((128,), s["solver"], bs, 0.001, dtype)
+        n = 2000 if solver == "sgd_1" else N_SAMPLES
+        self._setup(solver, dtype, "dense", n_samples=n)
+
+
+class FastMLPArchitecture(_FitBench):
+    """fastmlp mini-batch SGD over width and depth."""
+
+    params = ([64, 256, 1024], [1, 3])
+    param_names = ["width", "depth"]
+
+    def setup(self, width, depth):
+        self.make = _fastmlp
+        self._setup("sgd_32", "float64", "dense", hidden=(width,) * depth)
+
+
+class FastMLPScaling(_FitBench):
+    """Cost against n_samples (it should grow linearly)."""
+
+    params = ([1_000, 10_000, 100_000] if not FAST else [1_000, 10_000],)
+    param_names = ["n_samples"]
+
+    def setup(self, n_samples):
+        self.make = _fastmlp
+        self._setup("sgd_200", "float32", "dense", n_samples=n_samples)
+
+
+class Predict:
+    """Predict throughput on many rows, fastmlp beside scikit-learn."""
+
+    params = (["fastmlp", "sklearn"], ["float64", "float32"])
+    param_names = ["library", "dtype"]
+    number = 1
+    repeat = (3, 5, 30)
+    warmup_time = 0
+
+    def setup(self, library, dtype):
+        quiet()
+        n = 20_000 if FAST else 100_000
+        X, _, y, _ = get_data(n, dtype=dtype)
+        self.X = X
+        make = _fastmlp if library == "fastmlp" else _sklearn
+        self.model = make(estimator_settings("adam")).fit(X[:2000], y[:2000])
+        self.model.predict(X[:10])
+
+    def time_predict(self, library, dtype):
+        self.model.predict(self.X)
+
+    def track_rows_per_second(self, library, dtype):
+        return self.X.shape[0] / timed(self.model.predict, self.X)
+
+
+_FIRST_FIT = (
+    "import warnings; warnings.simplefilter('ignore');"
+    "import numpy as np; from fastmlp import MLPClassifier;"
+    "X = np.random.rand(200, 20); y = np.arange(200) % 3;"
+    "MLPClassifier(hidden_layer_sizes=(16,), max_iter=2).fit(X, y)"
+)
+
+
+class JitCost:
+    """First fit in a fresh process: with a cold (empty) and a warm Numba cache."""
+
+    timeout = 600
+    repeat = 1
+    number = 1
+
+    def setup_cache(self):
+        cache = tempfile.mkdtemp(prefix="fastmlp-warm-")
+        subprocess.run([sys.executable, "-c", _FIRST_FIT], check=True,
+                       env={**os.environ, "NUMBA_CACHE_DIR": cache})
+        return cache
+
+    def _run(self, cache):
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        code = ("import time; t = time.perf_counter();" + _FIRST_FIT
+                + "; print(time.perf_counter() - t)")
+        out = subprocess.run([sys.executable, "-c", code], check=True, env=env,
+                             capture_output=True, text=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    def track_first_fit_cold_cache(self, warm_cache):
+        return self._run(tempfile.mkdtemp(prefix="fastmlp-cold-"))
+
+    def track_first_fit_warm_cache(self, warm_cache):
+        return self._run(warm_cache)
+
+    track_first_fit_cold_cache.unit = "seconds"
+    track_first_fit_warm_cache.unit = "seconds"
