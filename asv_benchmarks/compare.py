@@ -1,0 +1,95 @@
+"""Side-by-side speed of fastmlp, scikit-learn and PyTorch on the design's reference problem.
+
+784 dense inputs, one hidden layer of 128 ReLU units, 10 softmax outputs, one
+epoch, run in one process with the same thread count; prints medians of
+``--repeats`` runs and the ratios the README quotes.
+
+    python asv_benchmarks/compare.py [--samples 5000] [--repeats 3]
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from benchmarks.common import TorchMLP, torch_available  # noqa: E402
+
+import numba  # noqa: E402
+
+
+def throughput(make, X, y, repeats):
+    make().fit(X[:50], y[:50])  # warm-up / JIT
+    times = []
+    for _ in range(repeats):
+        est = make()
+        start = time.perf_counter()
+        est.fit(X, y)
+        times.append(time.perf_counter() - start)
+    return X.shape[0] / float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--sklearn-per-sample", type=int, default=1000,
+                        help="rows for scikit-learn's slow batch_size=1 runs")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from fastmlp import MLPClassifier
+
+    rng = np.random.RandomState(0)
+    X64 = rng.rand(args.samples, 784)
+    y = rng.randint(0, 10, args.samples)
+    threads = numba.config.NUMBA_NUM_THREADS
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"threads: {threads}; samples: {args.samples}; median of {args.repeats}")
+    has_torch = torch_available()
+    if has_torch:
+        import torch
+
+        torch.set_num_threads(threads)
+    print("\n| config | dtype | fastmlp samples/s | scikit-learn | PyTorch | vs sklearn | vs torch |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for bs in (1, 32, 200):
+        for dtype in ("float64", "float32"):
+            X = X64.astype(dtype)
+            kw = dict(hidden_layer_sizes=(128,), solver="sgd", batch_size=bs, max_iter=1,
+                      learning_rate_init=0.001, random_state=0)
+            ours = throughput(lambda: MLPClassifier(**kw), X, y, args.repeats)
+            n_sk = args.sklearn_per_sample if bs == 1 else args.samples
+            sk = throughput(lambda: SkMLP(**kw), X[:n_sk], y[:n_sk], args.repeats)
+            if has_torch:
+                n_t = min(args.samples, 3000) if bs == 1 else args.samples
+                th = throughput(lambda: TorchMLP((128,), "sgd", bs, 0.001, dtype), X[:n_t],
+                                y[:n_t], args.repeats)
+                th_s, ratio_t = f"{th:,.0f}", f"{ours / th:.1f}x"
+            else:
+                th_s = ratio_t = "n/a"
+            print(f"| sgd, batch {bs} | {dtype} | {ours:,.0f} | {sk:,.0f} | {th_s} | "
+                  f"{ours / sk:.1f}x | {ratio_t} |")
+    Xp = rng.rand(100_000, 784)
+    kw = dict(hidden_layer_sizes=(128,), max_iter=1, random_state=0)
+    ours = MLPClassifier(**kw).fit(X64[:2000], y[:2000])
+    theirs = SkMLP(**kw).fit(X64[:2000], y[:2000])
+    ours.predict(Xp[:10])
+    tp = [np.median([_t(m.predict, Xp) for _ in range(args.repeats)]) for m in (ours, theirs)]
+    print(f"\npredict 100k rows: fastmlp {1e5 / tp[0]:,.0f} rows/s, scikit-learn "
+          f"{1e5 / tp[1]:,.0f} rows/s ({tp[1] / tp[0]:.2f}x)")
+
+
+def _t(f, X):
+    start = time.perf_counter()
+    f(X)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()
