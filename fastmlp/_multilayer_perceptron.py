@@ -700,23 +700,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self : object
             Trained MLP model.
         """
-        saved = copy.deepcopy(self.__dict__)
-        try:
-            if _check_partial_fit_first_call(self, classes):
-                self._label_binarizer = LabelBinarizer()
-                if type_of_target(y).startswith("multilabel"):
-                    self._label_binarizer.fit(y)
-                else:
-                    self._label_binarizer.fit(classes)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
+        first_call = not hasattr(self, "classes_")
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
         try:
             return self._fit(X, y, sample_weight=sample_weight, incremental=True)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
+        except Exception:
+            if first_call:  # _fit restored the rest; undo what the first call set up here
+                for name in ("classes_", "_label_binarizer"):
+                    self.__dict__.pop(name, None)
             raise
 
     def predict_log_proba(self, X):

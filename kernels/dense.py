@@ -7,7 +7,7 @@ one row of a CSR matrix (touching only its non-zero inputs).
 
 import numpy as np
 
-from .activations import SOFTMAX, activate_2d, activate_inplace, softmax_rows
+from .activations import activate_2d, activate_inplace
 from ._jit import jit
 
 
@@ -76,10 +76,7 @@ def dense_forward_batch(A, W, b, act_code, act_param, out):
     """
     np.dot(A, W, out)
     add_bias_rows(out, b)
-    if act_code == SOFTMAX:
-        softmax_rows(out)
-    else:
-        activate_2d(out, act_code, act_param)
+    activate_2d(out, act_code, act_param)
 
 
 @jit

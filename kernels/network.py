@@ -19,13 +19,7 @@ import math
 
 import numpy as np
 
-from .activations import (
-    SOFTMAX,
-    activate_2d,
-    activate_inplace,
-    multiply_by_derivative,
-    softmax_rows,
-)
+from .activations import activate_2d, activate_inplace, multiply_by_derivative
 from .dense import add_bias_rows, affine_csr_row, affine_vector
 from .losses import output_loss_and_delta
 from .optimizers import (
@@ -98,6 +92,20 @@ def weight_view(params, w_off, layer_sizes, l):
 def bias_view(params, b_off, layer_sizes, l):
     """Layer ``l``'s intercepts as a view of ``params``."""
     return params[b_off[l] : b_off[l] + layer_sizes[l + 1]]
+
+
+@jit
+def _step_learning_rate(opt, lr, hyper, step, scratch):
+    """Learning rate of the next step in the parameters' dtype; advances Adam's counter.
+
+    The value goes through ``scratch`` (1 element, parameters' dtype) so that
+    float32 update loops stay float32 instead of promoting to float64.
+    """
+    if opt == ADAM:
+        step[0] += 1
+        lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
+    scratch[0] = lr
+    return scratch[0]
 
 
 @jit
@@ -250,10 +258,7 @@ def predict_batches(
             params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
             abuf, xbuf,
         )
-        if out_code == SOFTMAX:
-            softmax_rows(z)
-        else:
-            activate_2d(z, out_code, act_param)
+        activate_2d(z, out_code, act_param)
         out[start : start + nb] = z
 
 
@@ -334,12 +339,7 @@ def minibatch_epoch(
             info[1] = STATUS_NONFINITE_LOSS
             return total
         total += batch_loss * nb
-        step_lr = lr
-        if opt == ADAM:
-            step[0] += 1
-            step_lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
-        scratch[0] = step_lr  # cast to the parameters' dtype: keeps float32 loops float32
-        lr_t = scratch[0]
+        lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / sw_sum
         sq = update_rank1(
             opt, _row(params, 0, n_coef), _row(state1, 0, n_coef), _row(state2, 0, n_coef),
@@ -437,12 +437,7 @@ def sgd_epoch(
                 abuf[unit_off[l] : unit_off[l] + layer_sizes[l]], d_lo, act_codes[l - 1], act_param
             )
         # update: every layer from its input activations and its delta
-        step_lr = lr
-        if opt == ADAM:
-            step[0] += 1
-            step_lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
-        scratch[0] = step_lr  # cast to the parameters' dtype: keeps float32 loops float32
-        lr_t = scratch[0]
+        lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / w
         sq = zero
         bsq = zero

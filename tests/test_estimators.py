@@ -317,3 +317,19 @@ def test_verbose_lines_and_progress_bar(capsys):
         MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, verbose=2).fit(X, y)
     out = capsys.readouterr().out
     assert "epoch 2/2" in out and "samples/s" in out
+
+
+def test_failed_first_partial_fit_leaves_the_estimator_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    _, X, y = _fitted()
+    model = MLPClassifier(solver="sgd")
+    X_bad = X.copy()
+    X_bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.partial_fit(X_bad, y, classes=[0, 1])
+    assert not hasattr(model, "classes_")
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+    model.partial_fit(X, y, classes=[0, 1])  # and it can still be trained
+    assert model.predict(X).shape == y.shape

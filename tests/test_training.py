@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose
 
+import fastmlp.kernels as K
 from fastmlp import Network, TrainingDiverged
 
 from . import reference as ref
@@ -65,7 +66,6 @@ def test_minibatch_with_batch_size_one_equals_per_sample_epoch(rng, solver, opti
     net.set_optimizer(solver, **options)
     twin.set_optimizer(solver, **options)
     loss_fused = net.train_epoch(X, Y, 0.05, batch_size=1, order=order, alpha=0.01)
-    import fastmlp.kernels as K
 
     # Force the mini-batch kernel with batch 1 (train_epoch picks the fused one for 1).
     Xk = twin.prepare(X)
