@@ -7,8 +7,10 @@ in, arrays out. Weights live in one flat vector packed as scikit-learn's
 """
 
 import numbers
+import os
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -38,6 +40,43 @@ class TrainingDiverged(FloatingPointError):
 
     The network's weights and optimizer state are those from before the epoch.
     """
+
+
+_forked_child = False
+
+
+def _note_fork():
+    global _forked_child
+    _forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork)
+
+
+def threads_usable():
+    """Whether per-sample epochs may update big layers on Numba's thread pool.
+
+    Only with a thread-safe, low-latency threading layer (OpenMP or TBB; the
+    fallback 'workqueue' layer is neither), more than one Numba thread, outside
+    a process forked from this one (GNU OpenMP aborts there), and unless
+    ``FASTMLP_THREADS=0``. Threaded and serial epochs give identical results.
+    """
+    if _forked_child or os.environ.get("FASTMLP_THREADS", "1") in ("0", "false", "no"):
+        return False
+    if numba.get_num_threads() < 2:
+        return False
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # not launched yet: the first parallel kernel launches it
+        try:
+            from numba.np.ufunc.parallel import _launch_threads
+
+            _launch_threads()
+            layer = numba.threading_layer()
+        except Exception:
+            return False
+    return layer in ("omp", "tbb")
 
 
 def as_random_state(seed):
@@ -469,7 +508,8 @@ class Network:
             abuf, dbuf, _ = self._buffer(1)
             xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
             total = K.sgd_epoch(
-                Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, xwork, info
+                Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, xwork, info,
+                threads_usable(),
             )
         else:
             abuf, dbuf, xbuf = self._buffer(batch_size)

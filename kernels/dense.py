@@ -16,16 +16,20 @@ def affine_vector(x, W, b, out):
     """``out = x @ W + b`` for one sample (``W`` C-contiguous ``(n_in, n_out)``).
 
     Streams the rows of ``W`` and skips zero inputs (sparse data, dead relus).
+    ``W[k, j]`` rather than a row view ``W[k]``: a view per row costs two
+    atomic reference-count updates.
+    The intercept is added last, as ``x @ W + b`` does.
     """
     n_in, n_out = W.shape
     for j in range(n_out):
-        out[j] = b[j]
+        out[j] = 0
     for k in range(n_in):
         xk = x[k]
         if xk != 0:
-            Wk = W[k]
             for j in range(n_out):
-                out[j] += xk * Wk[j]
+                out[j] += xk * W[k, j]
+    for j in range(n_out):
+        out[j] += b[j]
 
 
 @jit
@@ -33,12 +37,14 @@ def affine_csr_row(data, indices, row_start, row_end, W, b, out):
     """``out = x @ W + b`` for the CSR row ``data/indices[row_start:row_end]``."""
     n_out = W.shape[1]
     for j in range(n_out):
-        out[j] = b[j]
+        out[j] = 0
     for p in range(row_start, row_end):
         xk = data[p]
-        Wk = W[indices[p]]
+        k = indices[p]
         for j in range(n_out):
-            out[j] += xk * Wk[j]
+            out[j] += xk * W[k, j]
+    for j in range(n_out):
+        out[j] += b[j]
 
 
 @jit

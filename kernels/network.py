@@ -30,7 +30,10 @@ from .optimizers import (
     H_MOMENTUM,
     SGD,
     adam_learning_rate,
+    ROW_BLOCKS,
+    update_layer,
     update_rank1,
+    zero_like,
 )
 from ._jit import jit
 
@@ -74,7 +77,7 @@ def layout(layer_sizes):
 @jit
 def coef_sq_norm(params, n_coef):
     """Sum of squares of the weights (the first ``n_coef`` parameters)."""
-    sq = params[0] * 0
+    sq = zero_like(params[0])
     for i in range(n_coef):
         sq += params[i] * params[i]
     return sq
@@ -315,8 +318,8 @@ def minibatch_epoch(
     n = order.shape[0]
     n_coef = b_off[0]
     alpha = hyper[H_ALPHA]
-    zero = alpha * 0
-    one = zero + 1
+    zero = zero_like(alpha)
+    one = zero + np.float32(1)
     n_params = params.shape[0]
     unit = np.ones(1, dtype=params.dtype)
     scratch = np.empty(1, dtype=params.dtype)
@@ -360,7 +363,7 @@ def minibatch_epoch(
 def sgd_epoch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
     params, layer_sizes, act_codes, act_param, loss_code, loss_scale,
-    opt, lr, hyper, state1, state2, step, abuf, dbuf, xwork, info,
+    opt, lr, hyper, state1, state2, step, abuf, dbuf, xwork, info, threaded=False,
 ):
     """One epoch of per-sample (batch size 1) training, fused and allocation-free.
 
@@ -375,6 +378,9 @@ def sgd_epoch(
     no momentum, ``alpha = 0``); otherwise the row is scattered into
     ``xwork`` (length n_features, zero on entry and on exit).
 
+    With ``threaded``, big layers are updated on Numba's thread pool in column
+    blocks (:func:`update_layer`); the result is the same bit for bit.
+
     Returns the summed loss (see :func:`minibatch_epoch`), with ``info`` and
     ``step`` as there.
     """
@@ -384,8 +390,8 @@ def sgd_epoch(
     n = order.shape[0]
     n_coef = b_off[0]
     alpha = hyper[H_ALPHA]
-    zero = alpha * 0
-    one = zero + 1
+    zero = zero_like(alpha)
+    one = zero + np.float32(1)
     sparse_rows_only = is_sparse and opt == SGD and hyper[H_MOMENTUM] == 0 and alpha == 0
     unit = np.ones(1, dtype=params.dtype)
     scratch = np.empty(1, dtype=params.dtype)
@@ -394,6 +400,12 @@ def sgd_epoch(
     total = 0.0
     info[0] = 0
     info[1] = STATUS_OK
+    # dense input: the next row's ``x @ W0`` is formed during this row's update
+    z_next = np.empty(layer_sizes[1], dtype=params.dtype)
+    sq_parts = np.empty(ROW_BLOCKS, dtype=params.dtype)
+    out_parts = np.empty((ROW_BLOCKS, layer_sizes[1]), dtype=params.dtype)
+    no_rows = z_next[:0]
+    pending = -1  # position in ``order`` whose ``x @ W0`` is in z_next
     for s in range(n):
         i = order[s]
         w = sample_weight[i]
@@ -406,8 +418,14 @@ def sgd_epoch(
         b0 = bias_view(params, b_off, layer_sizes, 0)
         if is_sparse:
             affine_csr_row(X_data, X_indices, X_indptr[i], X_indptr[i + 1], W0, b0, out)
+        elif pending == s:
+            for j in range(out.shape[0]):
+                out[j] = z_next[j] + b0[j]
         else:
             affine_vector(X_dense[i], W0, b0, out)
+        s_next = s + 1
+        while s_next < n and sample_weight[order[s_next]] == 0:
+            s_next += 1
         for l in range(1, n_weight_layers):
             activate_inplace(out, act_codes[l - 1], act_param)
             nxt = abuf[unit_off[l + 1] : unit_off[l + 1] + layer_sizes[l + 1]]
@@ -432,7 +450,7 @@ def sgd_epoch(
             d_hi = dbuf[unit_off[l + 1] : unit_off[l + 1] + layer_sizes[l + 1]]
             d_lo = dbuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
             for k in range(layer_sizes[l]):
-                d_lo[k] = _dot(W[k], d_hi)
+                d_lo[k] = _row_dot(W, k, d_hi)
             multiply_by_derivative(
                 abuf[unit_off[l] : unit_off[l] + layer_sizes[l]], d_lo, act_codes[l - 1], act_param
             )
@@ -449,9 +467,22 @@ def sgd_epoch(
             V2 = weight_view(state2, w_off, layer_sizes, l)
             if l > 0:
                 a = abuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
-                sq += update_rank1(opt, W, V1, V2, a, d, alpha, inv, lr_t, hyper)
+                sq += update_layer(
+                    opt, W, V1, V2, a, d, alpha, inv, lr_t, hyper, no_rows, no_rows, threaded,
+                    sq_parts, out_parts,
+                )
             elif not is_sparse:
-                sq += update_rank1(opt, W, V1, V2, X_dense[i], d, alpha, inv, lr_t, hyper)
+                if s_next < n:
+                    sq += update_layer(
+                        opt, W, V1, V2, X_dense[i], d, alpha, inv, lr_t, hyper,
+                        X_dense[order[s_next]], z_next, threaded, sq_parts, out_parts,
+                    )
+                    pending = s_next
+                else:
+                    sq += update_layer(
+                        opt, W, V1, V2, X_dense[i], d, alpha, inv, lr_t, hyper, no_rows, no_rows,
+                        threaded, sq_parts, out_parts,
+                    )
             elif sparse_rows_only:
                 for p in range(X_indptr[i], X_indptr[i + 1]):
                     k = X_indices[p]
@@ -479,8 +510,9 @@ def sgd_epoch(
 
 
 @jit(fastmath={"reassoc"})
-def _dot(a, b):
-    acc = a[0] * 0
-    for j in range(a.shape[0]):
-        acc += a[j] * b[j]
+def _row_dot(W, k, b):
+    """``W[k] @ b`` without a row view (which would cost reference counting)."""
+    acc = zero_like(b[0])
+    for j in range(b.shape[0]):
+        acc += W[k, j] * b[j]
     return acc

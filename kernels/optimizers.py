@@ -13,6 +13,7 @@ the ``H_*`` constants below.
 import math
 
 import numpy as np
+from numba import prange
 
 from ._jit import jit
 
@@ -42,6 +43,10 @@ H_ONE_MINUS_RHO = 8
 H_ALPHA = 9
 H_TINY = 10
 N_HYPER = 11
+
+# Reassociation lets the sum-of-squares reduction vectorize; contraction turns
+# ``a * b + c`` into one FMA. Neither assumes finite values.
+UPDATE_FASTMATH = {"reassoc", "contract"}
 
 
 def make_hyper(
@@ -76,9 +81,20 @@ def make_hyper(
 
 
 @jit(inline="always")
+def zero_like(x):
+    """0 in the float type of the finite scalar ``x``.
+
+    ``x * 0`` would be float64 for a float32 ``x`` (Numba types ``int64``
+    literals as int64, and float32 * int64 is float64), which silently turns
+    float32 loops into float64 ones.
+    """
+    return x * np.float32(0)
+
+
+@jit(inline="always")
 def flush(x, tiny):
     """``x``, or 0 where ``|x|`` is subnormal (NaN and inf unchanged)."""
-    return x * 0 if abs(x) < tiny else x
+    return zero_like(x) if abs(x) < tiny else x
 
 
 @jit
@@ -88,8 +104,10 @@ def adam_learning_rate(learning_rate, beta_1, beta_2, t):
     return learning_rate * math.sqrt(1.0 - beta_2**tf) / (1.0 - beta_1**tf)
 
 
-@jit(fastmath={"reassoc"})
-def update_rank1(opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper):
+@jit(fastmath=UPDATE_FASTMATH)
+def update_rank1_fused(
+    opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_next, k0, k1
+):
     """Apply one optimizer step in place to the 2-D block ``W``.
 
     The gradient is the rank-1 form of backprop,
@@ -112,6 +130,15 @@ def update_rank1(opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper):
         Learning rate of this step (for Adam, the bias-corrected one).
     hyper : ndarray of shape (N_HYPER,)
         Optimizer constants in the parameters' dtype.
+    x_next : ndarray of shape (m,) or (0,)
+        When not empty, the next sample's input: each updated
+        row ``W[k]`` is added to ``out_next`` times ``x_next[k]`` while it is
+        still in L1 cache, which gives ``out_next += x_next @ W_new`` without a
+        second pass over ``W`` (zero inputs skipped, rows in order).
+    out_next : ndarray of shape (n,) or (0,)
+    k0, k1 : int
+        The rows to update, ``W[k0:k1]`` (the whole block is ``0, m``): row
+        blocks are independent, which lets threads share a layer.
 
     Returns
     -------
@@ -120,93 +147,184 @@ def update_rank1(opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper):
 
     Notes
     -----
-    Only the reduction ``sq_norm`` may be reassociated (``fastmath`` reassoc,
-    so that the loops vectorize); every parameter update is computed exactly
-    in scikit-learn's order, and NaN/inf keep their meaning.
+    Compiled with ``fastmath`` reassoc and contract only (see
+    ``UPDATE_FASTMATH``): the sum of squares vectorizes and multiply-adds fuse,
+    so results may differ from scikit-learn's in the last bits (tests hold
+    them to 1e-10 relative); NaN and inf keep their meaning, which the epoch
+    loops rely on to stop.
     """
-    m_rows, n = W.shape
-    sq = alpha * 0
+    n = W.shape[1]
+    fuse = x_next.shape[0] > 0
+    zero = zero_like(alpha)
+    sq = zero_like(alpha)
+    alpha_w = alpha * inv_weight
     tiny = hyper[H_TINY]
     if opt == SGD:
         mom = hyper[H_MOMENTUM]
         nesterov = hyper[H_NESTEROV] != 0
-        for k in range(m_rows):
-            ak = a[k]
-            Wk = W[k]
-            Vk = S1[k]
+        for k in range(k0, k1):
+            ak = a[k] * inv_weight
             if mom == 0:
                 for j in range(n):
-                    q = Wk[j] - lr * ((ak * d[j] + alpha * Wk[j]) * inv_weight)
-                    Wk[j] = q
+                    q = W[k, j] - lr * (ak * d[j] + alpha_w * W[k, j])
+                    W[k, j] = q
                     sq += q * q
             elif nesterov:
                 for j in range(n):
-                    g = (ak * d[j] + alpha * Wk[j]) * inv_weight
-                    v = flush(mom * Vk[j] - lr * g, tiny)
-                    Vk[j] = v
-                    q = Wk[j] + (mom * v - lr * g)
-                    Wk[j] = q
+                    g = ak * d[j] + alpha_w * W[k, j]
+                    v = flush(mom * S1[k, j] - lr * g, tiny)
+                    S1[k, j] = v
+                    q = W[k, j] + (mom * v - lr * g)
+                    W[k, j] = q
                     sq += q * q
             else:
                 for j in range(n):
-                    g = (ak * d[j] + alpha * Wk[j]) * inv_weight
-                    v = flush(mom * Vk[j] - lr * g, tiny)
-                    Vk[j] = v
-                    q = Wk[j] + v
-                    Wk[j] = q
+                    g = ak * d[j] + alpha_w * W[k, j]
+                    v = flush(mom * S1[k, j] - lr * g, tiny)
+                    S1[k, j] = v
+                    q = W[k, j] + v
+                    W[k, j] = q
                     sq += q * q
+            # the next sample's forward, while W[k] is in L1 (written out, not
+            # a helper: an inlined call would incref the arrays every row)
+            xk = x_next[k] if fuse else zero
+            if xk != 0:
+                for j in range(n):
+                    out_next[j] += xk * W[k, j]
     elif opt == ADAM:
         b1 = hyper[H_BETA_1]
         b2 = hyper[H_BETA_2]
         c1 = hyper[H_ONE_MINUS_BETA_1]
         c2 = hyper[H_ONE_MINUS_BETA_2]
         eps = hyper[H_EPSILON]
-        for k in range(m_rows):
-            ak = a[k]
-            Wk = W[k]
-            Mk = S1[k]
-            Vk = S2[k]
+        for k in range(k0, k1):
+            ak = a[k] * inv_weight
             for j in range(n):
-                g = (ak * d[j] + alpha * Wk[j]) * inv_weight
-                m = flush(b1 * Mk[j] + c1 * g, tiny)
-                v = flush(b2 * Vk[j] + c2 * (g * g), tiny)
-                Mk[j] = m
-                Vk[j] = v
-                q = Wk[j] + (-lr * m) / (np.sqrt(v) + eps)
-                Wk[j] = q
+                g = ak * d[j] + alpha_w * W[k, j]
+                m = flush(b1 * S1[k, j] + c1 * g, tiny)
+                v = flush(b2 * S2[k, j] + c2 * (g * g), tiny)
+                S1[k, j] = m
+                S2[k, j] = v
+                q = W[k, j] + (-lr * m) / (np.sqrt(v) + eps)
+                W[k, j] = q
                 sq += q * q
+            # the next sample's forward, while W[k] is in L1 (written out, not
+            # a helper: an inlined call would incref the arrays every row)
+            xk = x_next[k] if fuse else zero
+            if xk != 0:
+                for j in range(n):
+                    out_next[j] += xk * W[k, j]
     elif opt == RMSPROP or opt == ADAGRAD:
-        one = alpha * 0 + 1
+        one = zero_like(alpha) + np.float32(1)
         rho = hyper[H_RHO] if opt == RMSPROP else one
         c = hyper[H_ONE_MINUS_RHO] if opt == RMSPROP else one
         eps = hyper[H_EPSILON]
-        for k in range(m_rows):
-            ak = a[k]
-            Wk = W[k]
-            Sk = S1[k]
+        for k in range(k0, k1):
+            ak = a[k] * inv_weight
             for j in range(n):
-                g = (ak * d[j] + alpha * Wk[j]) * inv_weight
-                s = flush(rho * Sk[j] + c * (g * g), tiny)
-                Sk[j] = s
-                q = Wk[j] - lr * g / (np.sqrt(s) + eps)
-                Wk[j] = q
+                g = ak * d[j] + alpha_w * W[k, j]
+                s = flush(rho * S1[k, j] + c * (g * g), tiny)
+                S1[k, j] = s
+                q = W[k, j] - lr * g / (np.sqrt(s) + eps)
+                W[k, j] = q
                 sq += q * q
+            # the next sample's forward, while W[k] is in L1 (written out, not
+            # a helper: an inlined call would incref the arrays every row)
+            xk = x_next[k] if fuse else zero
+            if xk != 0:
+                for j in range(n):
+                    out_next[j] += xk * W[k, j]
     else:  # ADADELTA
         rho = hyper[H_RHO]
         c = hyper[H_ONE_MINUS_RHO]
         eps = hyper[H_EPSILON]
-        for k in range(m_rows):
-            ak = a[k]
-            Wk = W[k]
-            Sk = S1[k]
-            Uk = S2[k]
+        for k in range(k0, k1):
+            ak = a[k] * inv_weight
             for j in range(n):
-                g = (ak * d[j] + alpha * Wk[j]) * inv_weight
-                s = flush(rho * Sk[j] + c * (g * g), tiny)
-                Sk[j] = s
-                step = -np.sqrt(Uk[j] + eps) / np.sqrt(s + eps) * g
-                Uk[j] = flush(rho * Uk[j] + c * (step * step), tiny)
-                q = Wk[j] + lr * step
-                Wk[j] = q
+                g = ak * d[j] + alpha_w * W[k, j]
+                s = flush(rho * S1[k, j] + c * (g * g), tiny)
+                S1[k, j] = s
+                step = -np.sqrt(S2[k, j] + eps) / np.sqrt(s + eps) * g
+                S2[k, j] = flush(rho * S2[k, j] + c * (step * step), tiny)
+                q = W[k, j] + lr * step
+                W[k, j] = q
                 sq += q * q
+            # the next sample's forward, while W[k] is in L1 (written out, not
+            # a helper: an inlined call would incref the arrays every row)
+            xk = x_next[k] if fuse else zero
+            if xk != 0:
+                for j in range(n):
+                    out_next[j] += xk * W[k, j]
     return sq
+
+
+@jit(fastmath=UPDATE_FASTMATH)
+def update_rank1(opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper):
+    """:func:`update_rank1_fused` without the next sample's forward pass."""
+    return update_rank1_fused(
+        opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, a[:0], d[:0], 0, W.shape[0]
+    )
+
+
+ROW_BLOCKS = 8
+# weights from which a layer is updated in blocks (a parallel region costs ~1.5 us)
+BLOCKED_LAYER_SIZE = 32768
+
+
+@jit
+def update_layer(
+    opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_next, threaded,
+    sq_parts, out_parts,
+):
+    """:func:`update_rank1_fused` on a whole layer, in ``ROW_BLOCKS`` blocks of rows.
+
+    Layers of fewer than ``BLOCKED_LAYER_SIZE`` weights are one block. With
+    ``threaded`` the blocks run on Numba's thread pool. Each block keeps its
+    own sum of squares and its own part of ``out_next``, and the parts are
+    added in block order, so the result is the same bit for bit whether
+    threaded or not, and for any thread count.
+
+    ``sq_parts`` (``ROW_BLOCKS``,) and ``out_parts`` (``ROW_BLOCKS``, >= n)
+    are scratch. ``out_next`` receives ``x_next @ W_new`` (when ``x_next`` is
+    not empty). Returns the sum of squares of the updated weights.
+    """
+    m_rows, n = W.shape
+    # blocks only where a layer is big enough for the threads to pay; the
+    # count depends on the shape alone, never on the thread count
+    n_blocks = min(ROW_BLOCKS, m_rows) if m_rows * n >= BLOCKED_LAYER_SIZE else 1
+    fuse = x_next.shape[0] > 0
+    if fuse:
+        out_parts[:n_blocks, :n] = 0
+    if threaded and n_blocks > 1:
+        _update_blocks_threaded(
+            opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, n_blocks, sq_parts,
+            out_parts,
+        )
+    else:
+        for c in range(n_blocks):
+            sq_parts[c] = update_rank1_fused(
+                opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_parts[c, :n],
+                c * m_rows // n_blocks, (c + 1) * m_rows // n_blocks,
+            )
+    sq = zero_like(alpha)
+    for c in range(n_blocks):
+        sq += sq_parts[c]
+    if fuse:
+        for j in range(n):
+            out_next[j] = out_parts[0, j]
+        for c in range(1, n_blocks):
+            for j in range(n):
+                out_next[j] += out_parts[c, j]
+    return sq
+
+
+@jit(parallel=True)
+def _update_blocks_threaded(
+    opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, n_blocks, sq_parts, out_parts
+):
+    m_rows, n = W.shape
+    for c in prange(n_blocks):
+        sq_parts[c] = update_rank1_fused(
+            opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_parts[c, :n],
+            c * m_rows // n_blocks, (c + 1) * m_rows // n_blocks,
+        )
