@@ -38,6 +38,23 @@ except ImportError:  # pragma: no cover
 STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adagrad", "adadelta")
 
 
+def _check_magnitude(A, name, dtype):
+    """Refuse values whose square overflows ``dtype`` (about 1e154 in float64,
+    1.8e19 in float32): squared errors, squared gradients (Adam, RMSprop) and
+    the L2 term would be infinite, so no training could be right."""
+    values = A.data if hasattr(A, "data") and not isinstance(A, np.ndarray) else A
+    if values.size == 0:
+        return
+    limit = np.sqrt(np.finfo(dtype).max)
+    largest = np.abs(values).max()
+    if largest > limit:
+        raise ValueError(
+            f"{name} holds values too large to train on (max |{name}| = {largest:.3g}, "
+            f"above {limit:.3g} whose square overflows {np.dtype(dtype).name}); scale it, "
+            "for example with sklearn.preprocessing.StandardScaler."
+        )
+
+
 class _BaseMLP(BaseEstimator):
     """Shared fit/predict machinery of MLPClassifier and MLPRegressor."""
 
@@ -178,6 +195,9 @@ class _BaseMLP(BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
+        _check_magnitude(X, "X", self.dtype or X.dtype)
+        if not is_classifier(self):
+            _check_magnitude(y, "y", self.dtype or X.dtype)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         layer_units = [n_features] + hidden_layer_sizes + [y.shape[1]]
@@ -209,11 +229,21 @@ class _BaseMLP(BaseEstimator):
         inputs = network.prepare(X)
         loss_scale = self._loss_scale()
 
+        first_call = [True]
+
         def loss_and_grad(packed):
             network.params[...] = packed
-            return network._loss_and_flat_gradients(
+            loss, grads = network._loss_and_flat_gradients(
                 inputs, Y, self.alpha, sample_weight, loss_scale
             )
+            if first_call[0] and not np.isfinite(loss):
+                raise ValueError(
+                    "The loss is not finite at the initial weights: X or y hold values "
+                    "too large for the network (e.g. 1e300); scale them, for example "
+                    "with sklearn.preprocessing.StandardScaler."
+                )
+            first_call[0] = False
+            return loss, grads
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
         opt_res = scipy.optimize.minimize(
@@ -299,6 +329,7 @@ class _BaseMLP(BaseEstimator):
                         sample_idx, self.alpha, sw_train, loss_scale,
                     )
                 except TrainingDiverged as exc:
+                    self._raise_if_data_overflows(network, inputs)
                     warnings.warn(
                         f"Training stopped at epoch {self.n_iter_ + 1}: {exc}. The model keeps "
                         "the weights of the last finished epoch; lower learning_rate_init or "
@@ -349,6 +380,19 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    @staticmethod
+    def _raise_if_data_overflows(network, inputs):
+        """After a diverged epoch (weights restored): blame the data if even the
+        weights before the epoch give a non-finite output on it."""
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(network.forward(inputs)).all()
+        if not finite:
+            raise ValueError(
+                "The network's output overflows on this X at the current weights (values "
+                "too large for the network, e.g. 1e300): scale the input, for example "
+                "with sklearn.preprocessing.StandardScaler."
+            )
 
     def _print_progress(self, samples_per_s):
         width = 24
@@ -437,7 +481,14 @@ class _BaseMLP(BaseEstimator):
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], reset=False, dtype=self._input_dtype()
             )
-        return self._network.forward(X)
+        with np.errstate(all="ignore"):
+            out = self._network.forward(X)
+        if check_input and not np.isfinite(out).all():
+            raise ValueError(
+                "The network's output is not finite for some rows of X (values too large "
+                "for the network, e.g. 1e300); scale X as the training data was scaled."
+            )
+        return out
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)

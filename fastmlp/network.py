@@ -350,9 +350,11 @@ class Network:
         """Output activations for X (dense or sparse), shape ``(n_samples, n_outputs)``."""
         Xd, data, indices, indptr, is_sparse, n = self._input(X)
         out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
-        abuf, _, xbuf = self._buffer(min(PREDICT_CHUNK, max(n, 1)))
-        if is_sparse:
-            xbuf = np.empty((0, 0), dtype=self.dtype)
+        # fresh buffers, not the cached training ones: predict may run in
+        # several threads at once on one fitted network
+        chunk = min(PREDICT_CHUNK, max(n, 1))
+        abuf = np.empty(chunk * sum(self.layer_sizes[1:]), dtype=self.dtype)
+        xbuf = np.empty((0 if is_sparse else chunk, self.layer_sizes[0]), dtype=self.dtype)
         K.predict_batches(
             Xd, data, indices, indptr, is_sparse, self._params, self._sizes,
             self._act_codes, self.leaky_relu_slope, out, abuf, xbuf,

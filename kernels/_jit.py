@@ -4,21 +4,84 @@ Every kernel is compiled with ``cache=True`` (unless ``FASTMLP_CACHE=0``, useful
 where the on-disk cache misbehaves, e.g. under some multiprocessing setups),
 ``nogil=True`` so that two models can train in two threads, and
 ``error_model="numpy"`` so that a division by zero gives inf/nan instead of
-raising inside a compiled loop. ``fastmath`` stays off: the epoch loops must
-see NaN and inf to stop on them.
+raising inside a compiled loop. ``fastmath`` stays off by default: the epoch
+loops must see NaN and inf to stop on them.
+
+The on-disk cache is Numba's, made tolerant: an unreadable entry (a truncated
+or corrupted file, a pickle from another Numba) is deleted and the kernel
+recompiled with a warning, and a cache directory that cannot be used disables
+caching for that kernel with a warning, instead of failing the import or the
+first call.
 """
 
 import os
+import warnings
 
 import numba
+from numba.core.caching import FunctionCache
 
 CACHE = os.environ.get("FASTMLP_CACHE", "1") not in ("0", "false", "False", "no")
 
 
+class CacheWarning(UserWarning):
+    """The Numba cache could not be read or written; kernels are compiled instead."""
+
+
+class _TolerantFunctionCache(FunctionCache):
+    """Numba's function cache, except that a bad entry means "compile", not "crash"."""
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as exc:
+            index = getattr(self._cache_file, "_index_path", None)
+            try:
+                if index is not None:
+                    os.unlink(index)  # rewritten by the next save
+            except OSError:
+                pass
+            warnings.warn(
+                f"fastmlp: unreadable Numba cache entry for {self._name} ({exc!r}); "
+                "compiling instead",
+                CacheWarning,
+                stacklevel=2,
+            )
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except Exception as exc:
+            warnings.warn(
+                f"fastmlp: could not write the Numba cache for {self._name} ({exc!r})",
+                CacheWarning,
+                stacklevel=2,
+            )
+
+
+def _enable_tolerant_cache(dispatcher):
+    try:
+        dispatcher._cache = _TolerantFunctionCache(dispatcher.py_func)
+    except Exception as exc:  # e.g. no usable cache directory
+        warnings.warn(
+            f"fastmlp: Numba cache unavailable for {dispatcher.py_func.__qualname__} ({exc}); "
+            "kernels will be compiled in every new process",
+            CacheWarning,
+            stacklevel=3,
+        )
+    return dispatcher
+
+
 def jit(func=None, **overrides):
     """Compile ``func`` with the project's Numba options (see module docstring)."""
-    options = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=False)
+    options = dict(nogil=True, error_model="numpy", fastmath=False)
     options.update(overrides)
+    cache = options.pop("cache", CACHE)
+
+    def decorate(f):
+        dispatcher = numba.njit(**options)(f)
+        return _enable_tolerant_cache(dispatcher) if cache else dispatcher
+
     if func is None:
-        return lambda f: numba.njit(**options)(f)
-    return numba.njit(**options)(func)
+        return decorate
+    return decorate(func)

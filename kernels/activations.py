@@ -9,8 +9,6 @@ logistic ``a (1 - a)``, tanh ``1 - a**2``, relu ``a > 0``, leaky relu ``1`` or
 
 import math
 
-import numpy as np
-
 from ._jit import jit
 
 IDENTITY = 0

@@ -129,8 +129,6 @@ def _forward_batch(
 ):
     """Rows ``order[start:start + nb]`` through every layer; output left as ``z``."""
     n_weight_layers = layer_sizes.shape[0] - 1
-    n_in = layer_sizes[0]
-    fo = layer_sizes[1]
     out = _block(abuf, batch_max, unit_off, layer_sizes, 1, nb)
     if is_sparse:
         for r in range(nb):
@@ -148,8 +146,6 @@ def _forward_batch(
         add_bias_rows(out, bias_view(params, b_off, layer_sizes, 0))
     for l in range(1, n_weight_layers):
         activate_2d(out, act_codes[l - 1], act_param)
-        fi = layer_sizes[l]
-        fo = layer_sizes[l + 1]
         nxt = _block(abuf, batch_max, unit_off, layer_sizes, l + 1, nb)
         np.dot(out, weight_view(params, w_off, layer_sizes, l), nxt)
         add_bias_rows(nxt, bias_view(params, b_off, layer_sizes, l))
@@ -314,7 +310,6 @@ def minibatch_epoch(
     2 a step produced non-finite weights.
     """
     w_off, b_off, unit_off = layout(layer_sizes)
-    n_weight_layers = layer_sizes.shape[0] - 1
     n = order.shape[0]
     n_coef = b_off[0]
     alpha = hyper[H_ALPHA]
@@ -386,7 +381,6 @@ def sgd_epoch(
     """
     w_off, b_off, unit_off = layout(layer_sizes)
     n_weight_layers = layer_sizes.shape[0] - 1
-    n_in = layer_sizes[0]
     n = order.shape[0]
     n_coef = b_off[0]
     alpha = hyper[H_ALPHA]

@@ -252,35 +252,6 @@ def _fitted():
         return MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(X, y), X, y
 
 
-@pytest.mark.parametrize(
-    "make_bad,match",
-    [
-        (lambda X, y: (np.where(np.eye(*X.shape) > 0, np.nan, X), y), "NaN"),
-        (lambda X, y: (np.where(np.eye(*X.shape) > 0, np.inf, X), y), "infinity"),
-        (lambda X, y: (X[:, 0], y), "2D array"),
-        (lambda X, y: (X, y[:-3]), "inconsistent numbers of samples"),
-        (lambda X, y: (X, np.zeros_like(y)), "greater than one"),
-        (lambda X, y: (X.astype(complex), y), "[Cc]omplex"),
-    ],
-)
-def test_bad_input_errors_clearly_and_leaves_the_model_unchanged(make_bad, match):
-    model, X, y = _fitted()
-    before = [c.copy() for c in model.coefs_]
-    proba = model.predict_proba(X)
-    Xb, yb = make_bad(X, y)
-    with pytest.raises(ValueError, match=match):
-        model.fit(Xb, yb)
-    for a, b in zip(model.coefs_, before):
-        assert_array_equal(a, b)
-    assert_array_equal(model.predict_proba(X), proba)
-
-
-def test_predict_with_wrong_number_of_features_errors():
-    model, X, _ = _fitted()
-    with pytest.raises(ValueError, match="features"):
-        model.predict(X[:, :3])
-
-
 def test_unknown_parameter_values_and_unseen_partial_fit_labels():
     model, X, y = _fitted()
     with pytest.raises(ValueError, match="activation"):
