@@ -5,9 +5,17 @@
 wrap; the training loops run in the Numba kernels of ``fastmlp.kernels``.
 """
 
+from ._gradient_check import gradient_check
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 from .network import Network, TrainingDiverged
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "Network", "TrainingDiverged", "__version__"]
+__all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "Network",
+    "TrainingDiverged",
+    "gradient_check",
+    "__version__",
+]

@@ -19,14 +19,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils import TransformerTags, check_random_state, column_or_1d, shuffle
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from .network import HIDDEN_ACTIVATIONS, Network, TrainingDiverged
+from .network import HIDDEN_ACTIVATIONS, INITS, Network, TrainingDiverged
 
 try:  # scikit-learn >= 1.6 passes iprint only to SciPy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -83,6 +84,8 @@ class _BaseMLP(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dtype": [None, StrOptions({"float32", "float64"})],
+        "init": [StrOptions(set(INITS))],
+        "callbacks": [None, list, tuple],
     }
 
     # ------------------------------------------------------------ fitted weights
@@ -152,6 +155,7 @@ class _BaseMLP(BaseEstimator):
             loss=self._network_loss(),
             dtype=dtype,
             random_state=self._random_state,
+            init=self.init,
         )
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [b.copy() for b in self.intercepts_]
@@ -160,12 +164,17 @@ class _BaseMLP(BaseEstimator):
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
+                self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
+
+    def _weights_with_class_weight(self, Y, sample_weight, incremental):
+        return sample_weight
 
     def _loss_scale(self):
         # scikit-learn reports squared error averaged over outputs (its gradient is not).
@@ -200,6 +209,7 @@ class _BaseMLP(BaseEstimator):
             _check_magnitude(y, "y", self.dtype or X.dtype)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
+        sample_weight = self._weights_with_class_weight(y, sample_weight, incremental)
         layer_units = [n_features] + hidden_layer_sizes + [y.shape[1]]
         if not first_pass and list(self._network.layer_sizes) != layer_units:
             raise ValueError(
@@ -301,7 +311,7 @@ class _BaseMLP(BaseEstimator):
             )
         else:
             X_train, Y_train, sw_train = X, Y, sample_weight
-            X_val = y_val = sw_val = None
+            X_val = y_val = Y_val = sw_val = None
 
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=int)
@@ -346,6 +356,11 @@ class _BaseMLP(BaseEstimator):
                 elif self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                if early_stopping:
+                    self.validation_loss_curve_.append(float(network._loss_and_flat_gradients(
+                        X_val, Y_val, self.alpha, sw_val, loss_scale)[0]))
+                if self._run_callbacks(n_samples / max(elapsed, 1e-12)):
+                    break
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._learning_rate = float(self.learning_rate_init) / (
                         self.t_ + 1
@@ -393,6 +408,24 @@ class _BaseMLP(BaseEstimator):
                 "too large for the network, e.g. 1e300): scale the input, for example "
                 "with sklearn.preprocessing.StandardScaler."
             )
+
+    def _run_callbacks(self, samples_per_s):
+        """Call every callback after an epoch; True if one asks to stop."""
+        if not self.callbacks:
+            return False
+        info = {
+            "epoch": self.n_iter_,
+            "loss": self.loss_,
+            "validation_score": (self.validation_scores_[-1] if self.early_stopping else None),
+            "validation_loss": (
+                self.validation_loss_curve_[-1] if self.early_stopping else None
+            ),
+            "samples_per_s": samples_per_s,
+        }
+        stop = False
+        for callback in self.callbacks:
+            stop = bool(callback(self, info)) or stop
+        return stop
 
     def _print_progress(self, samples_per_s):
         width = 24
@@ -490,6 +523,58 @@ class _BaseMLP(BaseEstimator):
             )
         return out
 
+    def _has_hidden_layer(self):
+        sizes = self.hidden_layer_sizes
+        return bool(list(sizes) if hasattr(sizes, "__iter__") else [sizes])
+
+    @available_if(_has_hidden_layer)
+    def fit_transform(self, X, y, **fit_params):
+        """Fit, then return the last hidden layer's activations of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        **fit_params : dict
+            Passed to :meth:`fit` (e.g. ``sample_weight``).
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden_layer_sizes[-1])
+        """
+        return self.fit(X, y, **fit_params).transform(X)
+
+    @available_if(_has_hidden_layer)
+    def transform(self, X, layer=-1):
+        """Activations of a hidden layer, to feed another estimator.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        layer : int, default=-1
+            Which hidden layer: -1 the last, 1 the first (``1..n_layers_ - 2``;
+            negative values count back from the output, -1 being the last
+            hidden layer).
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden_layer_sizes[layer])
+            The layer's activations.
+        """
+        check_is_fitted(self)
+        n_hidden = self.n_layers_ - 2
+        if not isinstance(layer, Integral) or not (
+            1 <= layer <= n_hidden or -n_hidden <= layer <= -1
+        ):
+            raise ValueError(
+                f"layer must be 1..{n_hidden} or -{n_hidden}..-1 (hidden layers), got {layer!r}"
+            )
+        X = validate_data(
+            self, X, accept_sparse=["csr", "csc"], reset=False, dtype=self._input_dtype()
+        )
+        return self._network.forward(X, layer=layer if layer > 0 else n_hidden + 1 + layer)
+
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
@@ -499,6 +584,9 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        if self._has_hidden_layer():  # transform(X) gives hidden-layer features
+            preserved = ["float64", "float32"] if self.dtype is None else [self.dtype]
+            tags.transformer_tags = TransformerTags(preserves_dtype=preserved)
         return tags
 
 
@@ -559,6 +647,17 @@ _COMMON_PARAMS_DOC = """
         Precision of training: None keeps scikit-learn's rule (float32 input
         stays float32, anything else becomes float64); 'float32' trains in
         single precision even on float64 input.
+    init : {'glorot_uniform', 'he_normal', 'he_uniform', 'lecun_normal'}, \
+            default='glorot_uniform'
+        Initial weights (beyond scikit-learn): the default is scikit-learn's;
+        'he_*' suit relu-like units, 'lecun_normal' pairs with 'selu'. The
+        non-default ones start the intercepts at zero.
+    callbacks : list of callable, default=None
+        Called after every epoch of the stochastic solvers as
+        ``callback(estimator, info)``, ``info`` a dict with 'epoch', 'loss',
+        'validation_score', 'validation_loss' (None without early stopping)
+        and 'samples_per_s'. A callback returning True stops training (no
+        ConvergenceWarning).
 """
 
 
@@ -572,6 +671,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Parameters
     ----------
     {params}
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes (beyond scikit-learn), multiplied into
+        ``sample_weight``: ``{{label: weight}}``, or 'balanced' for
+        ``n_samples / (n_classes * count)``. Not for multilabel targets;
+        'balanced' not with partial_fit. As scikit-learn divides each step's
+        gradient by the batch's weight sum, weights have no effect with
+        ``batch_size=1`` (beyond skipping zero-weight rows).
+
     Attributes
     ----------
     classes_ : ndarray or list of ndarray
@@ -584,6 +691,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Loss at the end of each epoch (stochastic solvers).
     validation_scores_ : list or None
         Accuracy on the validation set at each epoch (early stopping).
+    validation_loss_curve_ : list or None
+        Loss on the validation set at each epoch, computed as ``loss_``
+        (early stopping; beyond scikit-learn).
     best_validation_score_ : float or None
         Best validation accuracy (early stopping).
     t_ : int
@@ -633,7 +743,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         dtype=None,
+        init="glorot_uniform",
+        callbacks=None,
+        class_weight=None,
     ):
+        self.class_weight = class_weight
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -658,8 +772,40 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.init = init
+        self.callbacks = callbacks
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [None, dict, StrOptions({"balanced"})],
+    }
 
     loss = "log_loss"
+
+    def _weights_with_class_weight(self, Y, sample_weight, incremental):
+        """``sample_weight`` times the weight of each row's class (``class_weight``)."""
+        if self.class_weight is None:
+            return sample_weight
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            raise ValueError("class_weight is not supported for multilabel targets.")
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: the class "
+                "frequencies of one chunk are not those of the data. Pass a dict computed "
+                "on all the data, e.g. with sklearn.utils.class_weight.compute_class_weight."
+            )
+        index = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
+        labels = self.classes_[index]
+        if self.class_weight == "balanced":  # over the classes present in y
+            present = np.unique(index)
+            weights = np.ones(len(self.classes_))
+            weights[present] = compute_class_weight(
+                "balanced", classes=self.classes_[present], y=labels
+            )
+        else:
+            weights = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
+        row_weight = weights[index]
+        return row_weight if sample_weight is None else sample_weight * row_weight
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -744,7 +890,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Sample weights.
         classes : array of shape (n_classes,), default=None
             Classes across all calls to partial_fit; required on the first
-            call (except for multilabel targets).
+            call, except for multilabel targets (a label indicator matrix
+            gives its classes itself).
 
         Returns
         -------
@@ -752,7 +899,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Trained MLP model.
         """
         first_call = not hasattr(self, "classes_")
-        if _check_partial_fit_first_call(self, classes):
+        if first_call and classes is None and type_of_target(y).startswith("multilabel"):
+            # a label indicator matrix names its classes itself (scikit-learn #12505)
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        elif _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
@@ -824,8 +975,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     {params}
     Attributes
     ----------
-    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
-    t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_,
+    loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_,
+    best_validation_score_, t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_,
     n_layers_, n_outputs_, out_activation_ :
         As for :class:`MLPClassifier`; validation scores are R2.
     """
@@ -863,6 +1014,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         dtype=None,
+        init="glorot_uniform",
+        callbacks=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -889,6 +1042,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.init = init
+        self.callbacks = callbacks
 
     def _output_activation(self):
         return "exp" if self.loss == "poisson" else "identity"

@@ -16,7 +16,9 @@ import scipy.sparse as sp
 
 from . import kernels as K
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu")
+HIDDEN_ACTIVATIONS = (
+    "identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus"
+)
 OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax", "exp")
 LOSSES = tuple(K.LOSS_CODES)
 SOLVERS = tuple(K.OPTIMIZER_CODES)
@@ -103,6 +105,32 @@ def glorot_uniform(rng, fan_in, fan_out, activation, dtype):
     return coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False)
 
 
+INITS = ("glorot_uniform", "he_normal", "he_uniform", "lecun_normal")
+
+
+def initial_weights(rng, fan_in, fan_out, activation, dtype, init="glorot_uniform"):
+    """One layer's initial ``(coef, intercept)``.
+
+    'glorot_uniform' is scikit-learn's (:func:`glorot_uniform`). The others
+    draw the weights only and start the intercepts at zero: 'he_normal'
+    ``N(0, 2 / fan_in)`` and 'he_uniform' ``U(+-sqrt(6 / fan_in))`` suit
+    relu-like units, 'lecun_normal' ``N(0, 1 / fan_in)`` is the one selu
+    needs to self-normalize.
+    """
+    if init == "glorot_uniform":
+        return glorot_uniform(rng, fan_in, fan_out, activation, dtype)
+    if init == "he_normal":
+        coef = rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+    elif init == "he_uniform":
+        bound = np.sqrt(6.0 / fan_in)
+        coef = rng.uniform(-bound, bound, (fan_in, fan_out))
+    elif init == "lecun_normal":
+        coef = rng.normal(0.0, np.sqrt(1.0 / fan_in), (fan_in, fan_out))
+    else:
+        raise ValueError(f"Unknown init {init!r}; expected one of {INITS}")
+    return coef.astype(dtype, copy=False), np.zeros(fan_out, dtype=dtype)
+
+
 class Network:
     """A fully connected feed-forward network trained by compiled kernels.
 
@@ -125,6 +153,10 @@ class Network:
         Source of the initial weights (drawn as scikit-learn draws them).
     leaky_relu_slope : float, default=0.01
         Slope of 'leaky_relu' for negative inputs.
+    init : {'glorot_uniform', 'he_normal', 'he_uniform', 'lecun_normal'}, \
+            default='glorot_uniform'
+        Initial weights (see :func:`initial_weights`); the default is
+        scikit-learn's.
 
     Attributes
     ----------
@@ -143,8 +175,12 @@ class Network:
         dtype="float64",
         random_state=None,
         leaky_relu_slope=0.01,
+        init="glorot_uniform",
     ):
         sizes = [int(s) for s in layer_sizes]
+        if init not in INITS:
+            raise ValueError(f"Unknown init {init!r}; expected one of {INITS}")
+        self.init = init
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(
                 f"layer_sizes must list at least two positive widths, got {list(layer_sizes)}"
@@ -202,7 +238,8 @@ class Network:
         ]
 
     def initialize(self, random_state=None):
-        """Draw fresh Glorot-uniform weights (scikit-learn's order and bounds).
+        """Draw fresh initial weights (``init``; by default scikit-learn's
+        Glorot-uniform weights, drawn in its order with its bounds).
 
         With one activation name, every layer's bound follows it, as in
         scikit-learn; with a list, each layer follows its own activation and
@@ -212,10 +249,12 @@ class Network:
         for i in range(len(self.layer_sizes) - 1):
             if self._init_activation is not None:
                 act = self._init_activation
-            else:
+            elif self.activations:
                 act = self.activations[min(i, len(self.activations) - 1)]
-            coef, intercept = glorot_uniform(
-                rng, self.layer_sizes[i], self.layer_sizes[i + 1], act, self.dtype
+            else:  # no hidden layer and an empty list: the default bound
+                act = "identity"
+            coef, intercept = initial_weights(
+                rng, self.layer_sizes[i], self.layer_sizes[i + 1], act, self.dtype, self.init
             )
             self._coefs[i][...] = coef
             self._intercepts[i][...] = intercept
@@ -346,18 +385,50 @@ class Network:
         self._buffers = {}
 
     # ------------------------------------------------------------------ compute
-    def forward(self, X):
-        """Output activations for X (dense or sparse), shape ``(n_samples, n_outputs)``."""
+    def forward(self, X, layer=None):
+        """Activations of layer ``layer`` for X (dense or sparse).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        layer : int, default=None
+            Which layer's activations: None (or the number of weight layers)
+            for the output, ``1 .. n_hidden`` for a hidden layer, negative
+            values counting from the output (-1 is the last hidden layer).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, layer_sizes[layer])
+        """
+        n_weight_layers = len(self.layer_sizes) - 1
+        if layer is None:
+            layer = n_weight_layers
+        if not isinstance(layer, numbers.Integral) or not (
+            -n_weight_layers <= layer <= n_weight_layers and layer != 0
+        ):
+            raise ValueError(
+                f"layer must be an int in 1..{n_weight_layers} or -{n_weight_layers}..-1 "
+                f"(the input layer 0 is X itself), got {layer!r}"
+            )
+        if layer < 0:
+            layer += n_weight_layers
         Xd, data, indices, indptr, is_sparse, n = self._input(X)
-        out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
+        if layer == n_weight_layers:
+            params, sizes, codes = self._params, self._sizes, self._act_codes
+        else:  # the first ``layer`` weight layers as a network of their own
+            params = np.concatenate(
+                [c.ravel() for c in self._coefs[:layer]] + self._intercepts[:layer]
+            )
+            sizes, codes = self._sizes[: layer + 1], self._act_codes[:layer]
+        out = np.empty((n, sizes[-1]), dtype=self.dtype)
         # fresh buffers, not the cached training ones: predict may run in
         # several threads at once on one fitted network
         chunk = min(PREDICT_CHUNK, max(n, 1))
-        abuf = np.empty(chunk * sum(self.layer_sizes[1:]), dtype=self.dtype)
+        abuf = np.empty(chunk * int(sizes[1:].sum()), dtype=self.dtype)
         xbuf = np.empty((0 if is_sparse else chunk, self.layer_sizes[0]), dtype=self.dtype)
         K.predict_batches(
-            Xd, data, indices, indptr, is_sparse, self._params, self._sizes,
-            self._act_codes, self.leaky_relu_slope, out, abuf, xbuf,
+            Xd, data, indices, indptr, is_sparse, params, sizes, codes,
+            self.leaky_relu_slope, out, abuf, xbuf,
         )
         return out
 

@@ -4,7 +4,8 @@ Activations are applied in place to a 1-D buffer (a row, or a C-contiguous batch
 seen flat); softmax works row by row on a 2-D view. Derivatives are computed
 from the stored activation ``a`` (never from ``z``), so ``z`` need not be kept:
 logistic ``a (1 - a)``, tanh ``1 - a**2``, relu ``a > 0``, leaky relu ``1`` or
-``slope``, elu ``1`` or ``a + 1``, selu ``scale`` or ``a + scale * alpha``.
+``slope``, elu ``1`` or ``a + 1``, selu ``scale`` or ``a + scale * alpha``,
+softplus ``1 - exp(-a)`` (the logistic of ``z``).
 """
 
 import math
@@ -20,6 +21,7 @@ ELU = 5
 SELU = 6
 SOFTMAX = 7
 EXP = 8
+SOFTPLUS = 9
 
 ACTIVATION_CODES = {
     "identity": IDENTITY,
@@ -31,6 +33,7 @@ ACTIVATION_CODES = {
     "selu": SELU,
     "softmax": SOFTMAX,
     "exp": EXP,
+    "softplus": SOFTPLUS,
 }
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -65,6 +68,8 @@ def activate_scalar(z, code, param):
         return SELU_SCALE * z if z > 0 else SELU_SCALE * SELU_ALPHA * math.expm1(z)
     if code == EXP:
         return math.exp(z)
+    if code == SOFTPLUS:  # log(1 + e^z) without overflow
+        return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
     return math.nan
 
 
@@ -87,6 +92,8 @@ def derivative_scalar(a, code, param):
         return SELU_SCALE if a > 0 else a + SELU_SCALE * SELU_ALPHA
     if code == EXP:
         return a
+    if code == SOFTPLUS:
+        return -math.expm1(-a)
     return math.nan
 
 

@@ -23,6 +23,7 @@ def activation(name, z, slope=0.01):
         "elu": lambda: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
         "selu": lambda: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
         "exp": lambda: np.exp(z),
+        "softplus": lambda: np.logaddexp(0, z),
         "softmax": lambda: softmax(z, axis=-1),
     }[name]()
 
@@ -40,6 +41,7 @@ def derivative_from_z(name, z, slope=0.01):
         "elu": lambda: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))),
         "selu": lambda: SELU_SCALE * np.where(z > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(z, 0))),
         "exp": lambda: np.exp(z),
+        "softplus": lambda: s,
     }[name]()
 
 

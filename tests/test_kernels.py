@@ -15,7 +15,9 @@ from . import reference as ref
 from .conftest import tolerance
 
 DTYPES = ["float64", "float32"]
-ELEMENTWISE = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "exp"]
+ELEMENTWISE = [
+    "identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "exp", "softplus"
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -186,6 +188,7 @@ ARCHS = [
     ([4, 6, 3], ["tanh"]),
     ([5, 8, 7, 2], ["relu", "logistic"]),
     ([3, 40, 2], ["elu"]),
+    ([4, 6, 3], ["softplus"]),
     ([3, 5, 4, 3, 2], ["selu", "leaky_relu", "identity"]),
 ]
 
