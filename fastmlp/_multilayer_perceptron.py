@@ -27,7 +27,13 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from .network import HIDDEN_ACTIVATIONS, INITS, Network, TrainingDiverged
+from .network import HIDDEN_ACTIVATIONS, INITS, Network, TrainingDiverged, dropout_rates
+
+try:  # scikit-learn >= 1.9: the sklearn.callback protocol (set_callbacks)
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # pragma: no cover
+    class CallbackSupportMixin:
+        """Stand-in for scikit-learn < 1.9, which has no callback protocol."""
 
 try:  # scikit-learn >= 1.6 passes iprint only to SciPy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -56,7 +62,59 @@ def _check_magnitude(A, name, dtype):
         )
 
 
-class _BaseMLP(BaseEstimator):
+class _CallbackTasks:
+    """One fit's tasks for scikit-learn's ``sklearn.callback`` protocol (>= 1.9).
+
+    The fit is the root task and every epoch (or L-BFGS iteration) a subtask,
+    each with begin and end hooks; a ``fitted_estimator`` asked for by a hook
+    is a copy of the estimator with a snapshot of the current weights. A
+    subtask's end hook returning True stops training.
+    """
+
+    def __init__(self, estimator, X, y, sample_weight, max_subtasks):
+        self.estimator = estimator
+        self.data = dict(X=X, y=y, metadata={"sample_weight": sample_weight})
+        self.task = None
+        self.root = None
+        if hasattr(estimator, "_init_callback_context"):
+            self.root = estimator._init_callback_context(max_subtasks=max_subtasks)
+            self.root.call_on_fit_task_begin(
+                estimator=estimator, reconstruction_attributes=self._snapshot, **self.data
+            )
+
+    def _snapshot(self):
+        return {"_network": copy.deepcopy(self.estimator._network)}
+
+    def begin_subtask(self, name):
+        """Start the next epoch or iteration."""
+        if self.root is not None:
+            self.task = self.root.subcontext(task_name=name)
+            self.task.call_on_fit_task_begin(
+                estimator=self.estimator, reconstruction_attributes=self._snapshot, **self.data
+            )
+
+    def end_subtask(self):
+        """End the current epoch or iteration; True if a callback asks to stop."""
+        if self.task is None:
+            return False
+        task, self.task = self.task, None
+        return task.call_on_fit_task_end(
+            estimator=self.estimator, reconstruction_attributes=self._snapshot, **self.data
+        )
+
+    def end(self):
+        """End the fit (and a subtask begun but not run, as an empty task)."""
+        if self.root is None:
+            return
+        if self.task is not None:
+            self.task.call_on_fit_task_end(estimator=self.estimator)
+            self.task = None
+        self.root.call_on_fit_task_end(
+            estimator=self.estimator, reconstruction_attributes=self._snapshot, **self.data
+        )
+
+
+class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     """Shared fit/predict machinery of MLPClassifier and MLPRegressor."""
 
     _parameter_constraints: dict = {
@@ -86,6 +144,7 @@ class _BaseMLP(BaseEstimator):
         "dtype": [None, StrOptions({"float32", "float64"})],
         "init": [StrOptions(set(INITS))],
         "callbacks": [None, list, tuple],
+        "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple],
     }
 
     # ------------------------------------------------------------ fitted weights
@@ -156,6 +215,8 @@ class _BaseMLP(BaseEstimator):
             dtype=dtype,
             random_state=self._random_state,
             init=self.init,
+            dropout=self.dropout,
+            huber_delta=getattr(self, "huber_delta", 1.0),
         )
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [b.copy() for b in self.intercepts_]
@@ -185,18 +246,31 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------ fit
     def _fit(self, X, y, sample_weight=None, incremental=False):
         """Fit, restoring the estimator exactly as it was if anything raises."""
-        saved = copy.deepcopy(self.__dict__)
+        # callbacks are the user's objects (they may hold threads or files):
+        # shared, not copied
+        keep = {id(v): v for k, v in self.__dict__.items() if "callback" in k}
+        saved = copy.deepcopy(self.__dict__, keep)
         try:
             return self._fit_unchecked(X, y, sample_weight, incremental)
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt):
+                # scikit-learn tears the callbacks of this fit down after we return
+                running = {k: v for k, v in self.__dict__.items() if k in (
+                    "_callback_fit_ctx", "_skl_callbacks_to_teardown")}
                 self.__dict__.clear()
                 self.__dict__.update(saved)
+                self.__dict__.update(running)
             raise
 
     def _fit_unchecked(self, X, y, sample_weight, incremental):
+        y_given = y
         hidden_layer_sizes = self._hidden_layer_sizes()
         self._hidden_activations(len(hidden_layer_sizes))
+        if dropout_rates(self.dropout, len(hidden_layer_sizes)).any() and self.solver == "lbfgs":
+            raise ValueError(
+                "dropout is not supported with solver='lbfgs': L-BFGS needs a deterministic "
+                "objective. Use a stochastic solver ('adam', 'sgd', ...)."
+            )
         first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         n_samples, n_features = X.shape
@@ -204,6 +278,7 @@ class _BaseMLP(BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
+        sw_given = sample_weight
         _check_magnitude(X, "X", self.dtype or X.dtype)
         if not is_classifier(self):
             _check_magnitude(y, "y", self.dtype or X.dtype)
@@ -221,11 +296,18 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             self._initialize(y, layer_units, X.dtype if self.dtype is None else self.dtype)
         network = self._network
+        network.set_dropout(self.dropout)  # warm_start / partial_fit with a new rate
         Y = np.ascontiguousarray(y, dtype=network.dtype)
-        if self.solver in STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, incremental)
+        stochastic = self.solver in STOCHASTIC_SOLVERS
+        tasks = _CallbackTasks(
+            self, X, y_given, sw_given,
+            max_subtasks=(1 if incremental else self.max_iter) if stochastic else None,
+        )
+        if stochastic:
+            self._fit_stochastic(X, Y, sample_weight, incremental, tasks)
         else:
-            self._fit_lbfgs(X, Y, sample_weight)
+            self._fit_lbfgs(X, Y, sample_weight, tasks)
+        tasks.end()
         network.release_buffers()
         if not np.isfinite(network.params).all():  # the kernels should never let this happen
             raise ValueError(
@@ -234,7 +316,7 @@ class _BaseMLP(BaseEstimator):
             )
         return self
 
-    def _fit_lbfgs(self, X, Y, sample_weight):
+    def _fit_lbfgs(self, X, Y, sample_weight, tasks):
         network = self._network
         inputs = network.prepare(X)
         loss_scale = self._loss_scale()
@@ -255,12 +337,20 @@ class _BaseMLP(BaseEstimator):
             first_call[0] = False
             return loss, grads
 
+        def end_of_iteration(intermediate_result):
+            network.params[...] = intermediate_result.x
+            if tasks.end_subtask():
+                raise StopIteration  # SciPy >= 1.11 stops and returns this point
+            tasks.begin_subtask("lbfgs-iteration")
+
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
+        tasks.begin_subtask("lbfgs-iteration")
         opt_res = scipy.optimize.minimize(
             loss_and_grad,
             network.params.astype(np.float64),
             method="L-BFGS-B",
             jac=True,
+            callback=end_of_iteration,
             options={
                 "maxfun": self.max_fun,
                 "maxiter": self.max_iter,
@@ -272,7 +362,7 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = opt_res.fun
         network.params[...] = opt_res.x
 
-    def _fit_stochastic(self, X, Y, sample_weight, incremental):
+    def _fit_stochastic(self, X, Y, sample_weight, incremental, tasks):
         network = self._network
         if not incremental or not hasattr(self, "_learning_rate"):
             network.set_optimizer(
@@ -332,6 +422,7 @@ class _BaseMLP(BaseEstimator):
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                tasks.begin_subtask("epoch")
                 started = time.perf_counter()
                 try:
                     self.loss_ = network.train_epoch(
@@ -359,7 +450,8 @@ class _BaseMLP(BaseEstimator):
                 if early_stopping:
                     self.validation_loss_curve_.append(float(network._loss_and_flat_gradients(
                         X_val, Y_val, self.alpha, sw_val, loss_scale)[0]))
-                if self._run_callbacks(n_samples / max(elapsed, 1e-12)):
+                stop = self._run_callbacks(n_samples / max(elapsed, 1e-12))
+                if tasks.end_subtask() or stop:
                     break
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._learning_rate = float(self.learning_rate_init) / (
@@ -597,8 +689,8 @@ _COMMON_PARAMS_DOC = """
         linear regression).
     activation : str or list of str, default='relu'
         Hidden activation: 'identity', 'logistic', 'tanh', 'relu', and beyond
-        scikit-learn 'leaky_relu', 'elu', 'selu'; or a list with one name per
-        hidden layer.
+        scikit-learn 'leaky_relu', 'elu', 'selu', 'softplus', 'gelu' (tanh
+        approximation); or a list with one name per hidden layer.
     solver : {'lbfgs', 'sgd', 'adam', 'rmsprop', 'adagrad', 'adadelta'}, default='adam'
         Weight optimizer. 'rmsprop', 'adagrad' and 'adadelta' are beyond
         scikit-learn; they use ``learning_rate_init`` and ``epsilon`` (RMSprop
@@ -657,7 +749,15 @@ _COMMON_PARAMS_DOC = """
         ``callback(estimator, info)``, ``info`` a dict with 'epoch', 'loss',
         'validation_score', 'validation_loss' (None without early stopping)
         and 'samples_per_s'. A callback returning True stops training (no
-        ConvergenceWarning).
+        ConvergenceWarning). Callbacks of scikit-learn's ``sklearn.callback``
+        protocol are set with ``set_callbacks`` instead.
+    dropout : float or list of float, default=0.0
+        Inverted dropout (beyond scikit-learn): the rate at which each hidden
+        layer's units are zeroed during training, one rate for all hidden
+        layers or one per hidden layer, in ``[0, 1)``. Kept units are scaled
+        by ``1 / (1 - rate)``, so predict uses the full network unchanged.
+        The masks are drawn from a stream seeded by ``random_state``.
+        Stochastic solvers only.
 """
 
 
@@ -746,8 +846,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         init="glorot_uniform",
         callbacks=None,
         class_weight=None,
+        dropout=0.0,
     ):
         self.class_weight = class_weight
+        self.dropout = dropout
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -963,16 +1065,23 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, a drop-in for scikit-learn's.
 
-    Optimizes the squared error (or, beyond scikit-learn, the absolute error;
-    or the Poisson deviance as scikit-learn >= 1.7) with L-BFGS or a
-    stochastic solver; the output activation is the identity (exp for
-    Poisson).
+    Optimizes the squared error (or, beyond scikit-learn, the absolute error
+    or the Huber loss; or the Poisson deviance as scikit-learn >= 1.7) with
+    L-BFGS or a stochastic solver; the output activation is the identity (exp
+    for Poisson).
 
     Parameters
     ----------
-    loss : {{'squared_error', 'absolute_error', 'poisson'}}, default='squared_error'
-        The loss to minimize.
+    loss : {{'squared_error', 'absolute_error', 'huber', 'poisson'}}, \
+            default='squared_error'
+        The loss to minimize. 'huber' is ``r**2 / 2`` for residuals
+        ``|r| <= huber_delta`` and ``huber_delta * (|r| - huber_delta / 2)``
+        beyond (robust to outliers, smooth near 0), summed over outputs.
     {params}
+    huber_delta : float, default=1.0
+        Threshold of the 'huber' loss, in the units of ``y`` (PyTorch's
+        ``delta``; scikit-learn's SGDRegressor calls it ``epsilon``, a name
+        taken here by Adam).
     Attributes
     ----------
     loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_,
@@ -983,7 +1092,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "absolute_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -1016,8 +1126,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         dtype=None,
         init="glorot_uniform",
         callbacks=None,
+        dropout=0.0,
+        huber_delta=1.0,
     ):
         self.loss = loss
+        self.dropout = dropout
+        self.huber_delta = huber_delta
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver

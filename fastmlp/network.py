@@ -17,9 +17,10 @@ import scipy.sparse as sp
 from . import kernels as K
 
 HIDDEN_ACTIVATIONS = (
-    "identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus"
+    "identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus", "gelu"
 )
-OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax", "exp")
+# GELU's derivative needs z, which the output losses do not keep
+OUTPUT_ACTIVATIONS = tuple(a for a in HIDDEN_ACTIVATIONS if a != "gelu") + ("softmax", "exp")
 LOSSES = tuple(K.LOSS_CODES)
 SOLVERS = tuple(K.OPTIMIZER_CODES)
 # Rows per chunk in predict and largest batch kept in reusable buffers.
@@ -108,6 +109,32 @@ def glorot_uniform(rng, fan_in, fan_out, activation, dtype):
 INITS = ("glorot_uniform", "he_normal", "he_uniform", "lecun_normal")
 
 
+def dropout_rates(dropout, n_hidden):
+    """Validated dropout rates, one per hidden layer, as a float64 array.
+
+    ``dropout`` is one rate for every hidden layer or a sequence of one rate
+    per hidden layer, each in ``[0, 1)``.
+    """
+    if isinstance(dropout, numbers.Real):
+        rates = [float(dropout)] * n_hidden
+    else:
+        try:
+            rates = [float(r) for r in dropout]
+        except TypeError:
+            raise ValueError(
+                f"dropout must be a float or a list of floats, got {dropout!r}"
+            ) from None
+        if len(rates) != n_hidden:
+            raise ValueError(
+                f"dropout lists {len(rates)} rates for {n_hidden} hidden layers; give one "
+                "rate per hidden layer or a single rate"
+            )
+    for r in rates:
+        if not 0.0 <= r < 1.0:
+            raise ValueError(f"dropout rates must be in [0, 1), got {r!r}")
+    return np.asarray(rates, dtype=np.float64)
+
+
 def initial_weights(rng, fan_in, fan_out, activation, dtype, init="glorot_uniform"):
     """One layer's initial ``(coef, intercept)``.
 
@@ -140,13 +167,16 @@ class Network:
         Width of every layer, inputs first and outputs last, e.g. ``[2, 4, 2]``.
     activation : str or list of str, default="relu"
         Hidden activation, or one per hidden layer: 'identity', 'logistic',
-        'tanh', 'relu', 'leaky_relu', 'elu' or 'selu'.
+        'tanh', 'relu', 'leaky_relu', 'elu', 'selu', 'softplus' or 'gelu'
+        (tanh approximation).
     output : str, default="identity"
         Output activation: 'identity', 'logistic', 'softmax', 'exp', or any
-        hidden activation (with squared or absolute error).
-    loss : {'squared_error', 'absolute_error', 'log_loss', 'poisson'}, default="squared_error"
+        hidden activation but 'gelu' (with squared, absolute or Huber error).
+    loss : {'squared_error', 'absolute_error', 'huber', 'log_loss', 'poisson'}, \
+            default="squared_error"
         'log_loss' is cross-entropy: with a softmax output for one-hot targets,
-        with a logistic output for binary or multilabel 0/1 targets.
+        with a logistic output for binary or multilabel 0/1 targets. 'huber'
+        is squared error for residuals up to ``huber_delta`` and linear beyond.
     dtype : {'float64', 'float32'}, default="float64"
         Precision of weights and arithmetic.
     random_state : None, int or RandomState, default=None
@@ -157,6 +187,13 @@ class Network:
             default='glorot_uniform'
         Initial weights (see :func:`initial_weights`); the default is
         scikit-learn's.
+    dropout : float or list of float, default=0.0
+        Inverted dropout rate of every hidden layer, or one per hidden layer,
+        in ``[0, 1)``; used by :meth:`train_epoch` only (never in
+        :meth:`forward` or :meth:`loss_and_gradients`). The mask stream is
+        seeded from ``random_state`` after the weights are drawn.
+    huber_delta : float, default=1.0
+        Threshold of the 'huber' loss.
 
     Attributes
     ----------
@@ -176,6 +213,8 @@ class Network:
         random_state=None,
         leaky_relu_slope=0.01,
         init="glorot_uniform",
+        dropout=0.0,
+        huber_delta=1.0,
     ):
         sizes = [int(s) for s in layer_sizes]
         if init not in INITS:
@@ -218,6 +257,11 @@ class Network:
             dtype=np.int64,
         )
         self._loss_code = K.LOSS_CODES[loss]
+        if not huber_delta > 0:
+            raise ValueError(f"huber_delta must be > 0, got {huber_delta!r}")
+        self.huber_delta = float(huber_delta)
+        self._dropout = dropout_rates(dropout, n_hidden)
+        self._rng_state = np.zeros(1, dtype=np.uint64)
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         self._params = np.empty(n_params, dtype=self.dtype)
         self._make_views()
@@ -258,7 +302,24 @@ class Network:
             )
             self._coefs[i][...] = coef
             self._intercepts[i][...] = intercept
+        if self._dropout.any():  # drawn only then: no dropout, same stream as scikit-learn
+            self._rng_state[0] = rng.randint(np.iinfo(np.int64).max, dtype=np.int64)
         return self
+
+    @property
+    def dropout(self):
+        """Dropout rate of each hidden layer (a float64 array)."""
+        return self._dropout.copy()
+
+    def set_dropout(self, dropout):
+        """Change the dropout rates (one, or one per hidden layer); the mask
+        stream goes on where it was."""
+        self._dropout = dropout_rates(dropout, len(self.layer_sizes) - 2)
+        self._buffers = {}
+        return self
+
+    def _needs_gates(self):
+        return "gelu" in self.activations or bool(self._dropout.any())
 
     def _set_list(self, arrays, views, name):
         arrays = list(arrays)
@@ -307,6 +368,10 @@ class Network:
         return state
 
     def __setstate__(self, state):
+        n_hidden = len(state["layer_sizes"]) - 2
+        state.setdefault("_dropout", np.zeros(n_hidden))  # pickled before dropout existed
+        state.setdefault("_rng_state", np.zeros(1, dtype=np.uint64))
+        state.setdefault("huber_delta", 1.0)
         self.__dict__.update(state)
         self._buffers = {}
         self._make_views()
@@ -368,13 +433,16 @@ class Network:
         return sw
 
     def _buffer(self, batch_max):
-        """Activation and delta buffers for ``batch_max`` rows (reused across calls)."""
+        """Activation, delta, gate and input buffers for ``batch_max`` rows
+        (reused across calls); the gate buffer is empty unless a hidden layer
+        is GELU or has dropout."""
         bufs = self._buffers.get(batch_max)
         if bufs is None:
             units = sum(self.layer_sizes[1:])
             bufs = (
                 np.zeros(batch_max * units, dtype=self.dtype),
                 np.zeros(batch_max * units, dtype=self.dtype),
+                np.zeros(batch_max * units if self._needs_gates() else 0, dtype=self.dtype),
                 np.zeros((batch_max, self.layer_sizes[0]), dtype=self.dtype),
             )
             self._buffers[batch_max] = bufs
@@ -480,12 +548,12 @@ class Network:
         sw = self._weights(sample_weight, n)
         if not sw.sum() > 0:
             raise ValueError("sample weights sum to zero")
-        abuf, dbuf, xbuf = self._buffer(n)
+        abuf, dbuf, gbuf, xbuf = self._buffer(n)
         grads = np.empty_like(self._params)
         loss = K.loss_and_gradients(
             Xd, data, indices, indptr, is_sparse, Y, sw, self._params, self._sizes,
-            self._act_codes, self.leaky_relu_slope, self._loss_code, float(loss_scale),
-            float(alpha), grads, abuf, dbuf, xbuf,
+            self._act_codes, self.leaky_relu_slope, self._loss_code, self.huber_delta,
+            float(loss_scale), float(alpha), grads, abuf, dbuf, gbuf, xbuf,
         )
         return float(loss), grads
 
@@ -572,32 +640,32 @@ class Network:
             K.make_hyper(alpha=alpha, tiny=np.finfo(self.dtype).tiny, **self._opt_settings),
             dtype=self.dtype,
         )
-        backup = (self._params.copy(), self._state1.copy(), self._state2.copy(), self._step.copy())
+        saved = (self._params, self._state1, self._state2, self._step, self._rng_state)
+        backup = [a.copy() for a in saved]
         info = np.zeros(2, dtype=np.int64)
         common = (self._params, self._sizes, self._act_codes, self.leaky_relu_slope,
-                  self._loss_code, float(loss_scale), self._opt_code, float(learning_rate),
-                  hyper, self._state1, self._state2, self._step)
+                  self._dropout, self._rng_state, self._loss_code, self.huber_delta,
+                  float(loss_scale), self._opt_code, float(learning_rate), hyper,
+                  self._state1, self._state2, self._step)
         if batch_size == 1:
-            abuf, dbuf, _ = self._buffer(1)
+            abuf, dbuf, gbuf, _ = self._buffer(1)
             xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
             total = K.sgd_epoch(
-                Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, xwork, info,
-                threads_usable(),
+                Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, gbuf,
+                xwork, info, threads_usable(),
             )
         else:
-            abuf, dbuf, xbuf = self._buffer(batch_size)
+            abuf, dbuf, gbuf, xbuf = self._buffer(batch_size)
             if is_sparse:
                 xbuf = np.empty((0, 0), dtype=self.dtype)
             grads = np.empty_like(self._params)
             total = K.minibatch_epoch(
                 Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, *common,
-                grads, abuf, dbuf, xbuf, info,
+                grads, abuf, dbuf, gbuf, xbuf, info,
             )
         if info[1] != K.STATUS_OK:
-            self._params[...] = backup[0]
-            self._state1[...] = backup[1]
-            self._state2[...] = backup[2]
-            self._step[...] = backup[3]
+            for array, before in zip(saved, backup):
+                array[...] = before
             what = "a non-finite loss" if info[1] == K.STATUS_NONFINITE_LOSS else (
                 "non-finite weights")
             raise TrainingDiverged(
@@ -641,5 +709,6 @@ class Network:
     def __repr__(self):
         return (
             f"Network(layer_sizes={list(self.layer_sizes)}, activation={self.activations}, "
-            f"output={self.output!r}, loss={self.loss!r}, dtype={self.dtype.name!r})"
+            f"output={self.output!r}, loss={self.loss!r}, dtype={self.dtype.name!r}, "
+            f"dropout={self._dropout.tolist()})"
         )

@@ -6,11 +6,18 @@ from the stored activation ``a`` (never from ``z``), so ``z`` need not be kept:
 logistic ``a (1 - a)``, tanh ``1 - a**2``, relu ``a > 0``, leaky relu ``1`` or
 ``slope``, elu ``1`` or ``a + 1``, selu ``scale`` or ``a + scale * alpha``,
 softplus ``1 - exp(-a)`` (the logistic of ``z``).
+
+GELU (tanh approximation) is the exception: its derivative is not a function
+of its output, so in training :func:`activate_hidden` stores ``act'(z)`` in a
+*gate* buffer while ``z`` is at hand. The gate also carries inverted dropout:
+``gate = act'(z) * mask`` with ``mask`` 0 or ``1 / (1 - rate)``, and the
+backward pass (:func:`backprop_activation`) multiplies the delta by it.
 """
 
 import math
 
 from ._jit import jit
+from .rng import next_uniform
 
 IDENTITY = 0
 LOGISTIC = 1
@@ -22,6 +29,7 @@ SELU = 6
 SOFTMAX = 7
 EXP = 8
 SOFTPLUS = 9
+GELU = 10
 
 ACTIVATION_CODES = {
     "identity": IDENTITY,
@@ -34,10 +42,13 @@ ACTIVATION_CODES = {
     "softmax": SOFTMAX,
     "exp": EXP,
     "softplus": SOFTPLUS,
+    "gelu": GELU,
 }
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+GELU_C = 0.7978845608028654  # sqrt(2 / pi)
+GELU_K = 0.044715
 
 
 @jit(inline="always")
@@ -70,7 +81,16 @@ def activate_scalar(z, code, param):
         return math.exp(z)
     if code == SOFTPLUS:  # log(1 + e^z) without overflow
         return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+    if code == GELU:
+        return 0.5 * z * (1.0 + math.tanh(GELU_C * (z + GELU_K * z * z * z)))
     return math.nan
+
+
+@jit(inline="always")
+def gelu_derivative(z):
+    """Derivative of the tanh-approximated GELU at ``z``."""
+    t = math.tanh(GELU_C * (z + GELU_K * z * z * z))
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_K * z * z)
 
 
 @jit(inline="always")
@@ -94,7 +114,7 @@ def derivative_scalar(a, code, param):
         return a
     if code == SOFTPLUS:
         return -math.expm1(-a)
-    return math.nan
+    return math.nan  # GELU: not a function of the output (see the module docstring)
 
 
 @jit
@@ -157,3 +177,59 @@ def activate_2d(z, code, param):
         softmax_rows(z)
     else:
         activate_inplace(z.reshape(z.size), code, param)
+
+
+@jit(inline="always")
+def uses_gate(gate, code, rate):
+    """Whether a hidden layer's backward pass takes its derivative from the gate."""
+    return gate.shape[0] > 0 and (code == GELU or rate > 0)
+
+
+@jit
+def activate_hidden(z, gate, code, param, rate, rng_state):
+    """Hidden activation in place for training, with inverted dropout.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n,)
+        Pre-activations (a row, or a batch seen flat); overwritten with the
+        (dropped-out) activations.
+    gate : ndarray of shape (n,) or (0,)
+        Receives ``act'(z) * mask`` when the layer needs it (GELU, or
+        ``rate > 0``); empty at predict time, which gives the plain activation.
+    code, param : int, float
+        Activation code and leaky relu slope.
+    rate : float
+        Dropout rate in ``[0, 1)``: each unit is zeroed with probability
+        ``rate`` and the kept ones are scaled by ``1 / (1 - rate)``.
+    rng_state : ndarray of uint64, shape (1,)
+        The dropout stream (:func:`fastmlp.kernels.rng.next_uniform`).
+    """
+    if not uses_gate(gate, code, rate):
+        activate_inplace(z, code, param)
+        return
+    keep_scale = 1.0 / (1.0 - rate)
+    for i in range(z.shape[0]):
+        zi = z[i]
+        a = activate_scalar(zi, code, param)
+        g = gelu_derivative(zi) if code == GELU else derivative_scalar(a, code, param)
+        if rate > 0:
+            if next_uniform(rng_state) < rate:
+                z[i] = 0.0
+                gate[i] = 0.0
+                continue
+            a = a * keep_scale
+            g = g * keep_scale
+        z[i] = a
+        gate[i] = g
+
+
+@jit
+def backprop_activation(a, gate, delta, code, param, rate):
+    """``delta`` (dL/da, 1-D) becomes dL/dz in place: times the gate when the
+    layer stored one (see :func:`activate_hidden`), else times ``act'(a)``."""
+    if uses_gate(gate, code, rate):
+        for i in range(delta.shape[0]):
+            delta[i] = delta[i] * gate[i]
+    else:
+        multiply_by_derivative(a, delta, code, param)

@@ -7,6 +7,9 @@ exact for ``|z|`` up to 1e4 and beyond: softmax cross-entropy through
 log-sum-exp, binary cross-entropy through ``max(z, 0) - y z + log1p(exp(-|z|))``,
 Poisson deviance through ``y log y - y z - y + exp(z)``. No probability clipping.
 
+Huber loss (threshold ``loss_param``): ``r**2 / 2`` for ``|r| <= delta``, else
+``delta * (|r| - delta / 2)``; its gradient is ``r`` clipped to ``+-delta``.
+
 For the canonical pairs (softmax or logistic with log loss, identity with
 squared error, exp with Poisson) ``delta = a - y``; squared and absolute error
 also work with any other elementwise output activation.
@@ -16,6 +19,7 @@ import math
 
 from .activations import (
     EXP,
+    GELU,
     IDENTITY,
     LOGISTIC,
     SOFTMAX,
@@ -29,12 +33,14 @@ SQUARED_ERROR = 0
 LOG_LOSS = 1
 ABSOLUTE_ERROR = 2
 POISSON = 3
+HUBER = 4
 
 LOSS_CODES = {
     "squared_error": SQUARED_ERROR,
     "log_loss": LOG_LOSS,
     "absolute_error": ABSOLUTE_ERROR,
     "poisson": POISSON,
+    "huber": HUBER,
 }
 
 
@@ -44,7 +50,7 @@ def _xlogy(x, y):
 
 
 @jit
-def output_loss_and_delta(z, y, delta, out_code, loss_code, act_param):
+def output_loss_and_delta(z, y, delta, out_code, loss_code, act_param, loss_param):
     """Loss of one output row, its gradient with respect to ``z``, and the output.
 
     Parameters
@@ -59,6 +65,8 @@ def output_loss_and_delta(z, y, delta, out_code, loss_code, act_param):
         Output activation and loss codes.
     act_param : float
         Slope of leaky relu (when used as output activation).
+    loss_param : float
+        Threshold ``delta`` of the Huber loss (unused by the other losses).
 
     Returns
     -------
@@ -106,6 +114,13 @@ def output_loss_and_delta(z, y, delta, out_code, loss_code, act_param):
         if loss_code == SQUARED_ERROR:
             loss += 0.5 * r * r
             d = r
+        elif loss_code == HUBER:
+            if abs(r) <= loss_param:
+                loss += 0.5 * r * r
+                d = r
+            else:
+                loss += loss_param * (abs(r) - 0.5 * loss_param)
+                d = loss_param if r > 0 else -loss_param
         else:
             loss += abs(r)
             d = 1.0 if r > 0 else (-1.0 if r < 0 else 0.0)
@@ -121,4 +136,4 @@ def is_supported_pair(out_code, loss_code):
         return out_code in (SOFTMAX, LOGISTIC)
     if loss_code == POISSON:
         return out_code == EXP
-    return out_code not in (SOFTMAX,)
+    return out_code not in (SOFTMAX, GELU)

@@ -13,13 +13,20 @@ arrays being empty placeholders, so one compiled function serves both.
 Activation buffers are flat: layer ``l`` (1..L) of a batch of ``nb`` rows lives
 at ``buf[batch_max * unit_off[l]:][:nb * layer_sizes[l]]`` as a C-contiguous
 ``(nb, layer_sizes[l])`` block; the per-sample kernels use ``batch_max = 1``.
+The gate buffer ``gbuf`` has the same layout (see
+:func:`fastmlp.kernels.activations.activate_hidden`); it is empty when no hidden
+layer needs it (no GELU, no dropout).
+
+``drop_rates`` (float64) holds one dropout rate per hidden layer and
+``rng_state`` (uint64[1]) the dropout stream; ``loss_param`` is the Huber
+threshold.
 """
 
 import math
 
 import numpy as np
 
-from .activations import activate_2d, activate_inplace, multiply_by_derivative
+from .activations import activate_2d, activate_hidden, backprop_activation
 from .dense import add_bias_rows, affine_csr_row, affine_vector
 from .losses import output_loss_and_delta
 from .optimizers import (
@@ -123,11 +130,22 @@ def _block(buf, batch_max, unit_off, layer_sizes, l, nb):
 
 
 @jit
+def _gate(gbuf, batch_max, unit_off, layer_sizes, l, nb):
+    """Layer ``l``'s gates for ``nb`` rows, flat (empty when ``gbuf`` is)."""
+    start = batch_max * unit_off[l]
+    return gbuf[start : start + nb * layer_sizes[l]]
+
+
+@jit
 def _forward_batch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
-    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, abuf, xbuf,
+    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
+    drop_rates, rng_state, abuf, gbuf, xbuf,
 ):
-    """Rows ``order[start:start + nb]`` through every layer; output left as ``z``."""
+    """Rows ``order[start:start + nb]`` through every layer; output left as ``z``.
+
+    Hidden layers go through :func:`activate_hidden` (gates and dropout when
+    ``gbuf`` is not empty)."""
     n_weight_layers = layer_sizes.shape[0] - 1
     out = _block(abuf, batch_max, unit_off, layer_sizes, 1, nb)
     if is_sparse:
@@ -145,7 +163,10 @@ def _forward_batch(
         np.dot(xb, weight_view(params, w_off, layer_sizes, 0), out)
         add_bias_rows(out, bias_view(params, b_off, layer_sizes, 0))
     for l in range(1, n_weight_layers):
-        activate_2d(out, act_codes[l - 1], act_param)
+        activate_hidden(
+            out.reshape(out.size), _gate(gbuf, batch_max, unit_off, layer_sizes, l, nb),
+            act_codes[l - 1], act_param, drop_rates[l - 1], rng_state,
+        )
         nxt = _block(abuf, batch_max, unit_off, layer_sizes, l + 1, nb)
         np.dot(out, weight_view(params, w_off, layer_sizes, l), nxt)
         add_bias_rows(nxt, bias_view(params, b_off, layer_sizes, l))
@@ -156,8 +177,8 @@ def _forward_batch(
 @jit
 def _backward_batch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
-    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
-    abuf, dbuf, xbuf, grads,
+    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
+    abuf, dbuf, gbuf, xbuf, grads,
 ):
     """Unscaled gradients ``A.T @ delta`` and ``sum(delta)`` of every layer into
     ``grads``, from the output deltas already in ``dbuf``; no input gradient."""
@@ -191,16 +212,17 @@ def _backward_batch(
             W = weight_view(params, w_off, layer_sizes, l)
             dprev = _block(dbuf, batch_max, unit_off, layer_sizes, l, nb)
             np.dot(delta, W.T, dprev)
-            multiply_by_derivative(
-                prev.reshape(prev.size), dprev.reshape(dprev.size), act_codes[l - 1], act_param
+            backprop_activation(
+                prev.reshape(prev.size), _gate(gbuf, batch_max, unit_off, layer_sizes, l, nb),
+                dprev.reshape(dprev.size), act_codes[l - 1], act_param, drop_rates[l - 1],
             )
 
 
 @jit
 def _batch_loss_and_raw_gradients(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, start, nb,
-    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, loss_code,
-    abuf, dbuf, xbuf, grads,
+    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
+    rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
 ):
     """Forward, output loss and backward for one batch.
 
@@ -210,7 +232,8 @@ def _batch_loss_and_raw_gradients(
     n_weight_layers = layer_sizes.shape[0] - 1
     z = _forward_batch(
         X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
-        params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, abuf, xbuf,
+        params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
+        drop_rates, rng_state, abuf, gbuf, xbuf,
     )
     delta = _block(dbuf, batch_max, unit_off, layer_sizes, n_weight_layers, nb)
     out_code = act_codes[n_weight_layers - 1]
@@ -219,7 +242,9 @@ def _batch_loss_and_raw_gradients(
     for r in range(nb):
         i = order[start + r]
         w = sample_weight[i]
-        row_loss = output_loss_and_delta(z[r], Y[i], delta[r], out_code, loss_code, act_param)
+        row_loss = output_loss_and_delta(
+            z[r], Y[i], delta[r], out_code, loss_code, act_param, loss_param
+        )
         loss_sum += w * row_loss
         sw_sum += w
         if w != 1:
@@ -227,8 +252,8 @@ def _batch_loss_and_raw_gradients(
                 delta[r, j] *= w
     _backward_batch(
         X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
-        params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
-        abuf, dbuf, xbuf, grads,
+        params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
+        abuf, dbuf, gbuf, xbuf, grads,
     )
     return loss_sum, sw_sum
 
@@ -250,12 +275,15 @@ def predict_batches(
     batch_max = abuf.shape[0] // units
     order = np.arange(n)
     out_code = act_codes[n_weight_layers - 1]
+    no_dropout = np.zeros(n_weight_layers)
+    no_gates = abuf[:0]  # plain activations, no dropout
+    rng_state = np.zeros(1, dtype=np.uint64)
     for start in range(0, n, batch_max):
         nb = min(batch_max, n - start)
         z = _forward_batch(
             X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
             params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
-            abuf, xbuf,
+            no_dropout, rng_state, abuf, no_gates, xbuf,
         )
         activate_2d(z, out_code, act_param)
         out[start : start + nb] = z
@@ -264,21 +292,24 @@ def predict_batches(
 @jit
 def loss_and_gradients(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, params, layer_sizes,
-    act_codes, act_param, loss_code, loss_scale, alpha, grads, abuf, dbuf, xbuf,
+    act_codes, act_param, loss_code, loss_param, loss_scale, alpha, grads, abuf, dbuf, gbuf, xbuf,
 ):
     """Loss and gradients at the current weights over all rows, as scikit-learn's ``_backprop``.
 
     ``loss = loss_scale * sum(w_i * loss_i) / sum(w) + 0.5 * alpha * ||W||^2 / sum(w)``;
     ``grads`` receives ``(A.T @ delta + alpha * W) / sum(w)`` and ``sum(delta) / sum(w)``
-    in the packed layout. The buffers must hold all rows at once.
+    in the packed layout. The buffers must hold all rows at once. No dropout:
+    the objective stays deterministic (L-BFGS, gradient checks).
     """
     w_off, b_off, unit_off = layout(layer_sizes)
     n = Y.shape[0]
     order = np.arange(n)
+    no_dropout = np.zeros(layer_sizes.shape[0] - 1)
+    rng_state = np.zeros(1, dtype=np.uint64)
     loss_sum, sw_sum = _batch_loss_and_raw_gradients(
         X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, 0, n,
-        params, layer_sizes, w_off, b_off, unit_off, n, act_codes, act_param, loss_code,
-        abuf, dbuf, xbuf, grads,
+        params, layer_sizes, w_off, b_off, unit_off, n, act_codes, act_param, no_dropout,
+        rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
     )
     n_coef = b_off[0]
     inv = 1.0 / sw_sum
@@ -293,8 +324,8 @@ def loss_and_gradients(
 @jit
 def minibatch_epoch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, batch_size,
-    params, layer_sizes, act_codes, act_param, loss_code, loss_scale,
-    opt, lr, hyper, state1, state2, step, grads, abuf, dbuf, xbuf, info,
+    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
+    loss_scale, opt, lr, hyper, state1, state2, step, grads, abuf, dbuf, gbuf, xbuf, info,
 ):
     """One epoch of mini-batch training over ``order``, one optimizer step per batch.
 
@@ -327,7 +358,7 @@ def minibatch_epoch(
         loss_sum, sw_sum = _batch_loss_and_raw_gradients(
             X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, start, nb,
             params, layer_sizes, w_off, b_off, unit_off, batch_size, act_codes, act_param,
-            loss_code, abuf, dbuf, xbuf, grads,
+            drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
         )
         if sw_sum == 0:  # a batch of zero-weight rows carries no gradient
             info[0] = start + nb
@@ -357,8 +388,9 @@ def minibatch_epoch(
 @jit
 def sgd_epoch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
-    params, layer_sizes, act_codes, act_param, loss_code, loss_scale,
-    opt, lr, hyper, state1, state2, step, abuf, dbuf, xwork, info, threaded=False,
+    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
+    loss_scale, opt, lr, hyper, state1, state2, step, abuf, dbuf, gbuf, xwork, info,
+    threaded=False,
 ):
     """One epoch of per-sample (batch size 1) training, fused and allocation-free.
 
@@ -373,8 +405,12 @@ def sgd_epoch(
     no momentum, ``alpha = 0``); otherwise the row is scattered into
     ``xwork`` (length n_features, zero on entry and on exit).
 
-    With ``threaded``, big layers are updated on Numba's thread pool in column
+    With ``threaded``, big layers are updated on Numba's thread pool in row
     blocks (:func:`update_layer`); the result is the same bit for bit.
+
+    Dropout masks are drawn per sample, layer by layer, unit by unit, from
+    ``rng_state``, in the order :func:`minibatch_epoch` draws them, so both
+    give the same epoch at ``batch_size=1``.
 
     Returns the summed loss (see :func:`minibatch_epoch`), with ``info`` and
     ``step`` as there.
@@ -421,7 +457,10 @@ def sgd_epoch(
         while s_next < n and sample_weight[order[s_next]] == 0:
             s_next += 1
         for l in range(1, n_weight_layers):
-            activate_inplace(out, act_codes[l - 1], act_param)
+            activate_hidden(
+                out, gbuf[unit_off[l] : unit_off[l] + layer_sizes[l]], act_codes[l - 1],
+                act_param, drop_rates[l - 1], rng_state,
+            )
             nxt = abuf[unit_off[l + 1] : unit_off[l + 1] + layer_sizes[l + 1]]
             affine_vector(
                 out, weight_view(params, w_off, layer_sizes, l),
@@ -429,7 +468,9 @@ def sgd_epoch(
             )
             out = nxt
         delta = dbuf[unit_off[n_weight_layers] : unit_off[n_weight_layers] + out.shape[0]]
-        row_loss = output_loss_and_delta(out, Y[i], delta, out_code, loss_code, act_param)
+        row_loss = output_loss_and_delta(
+            out, Y[i], delta, out_code, loss_code, act_param, loss_param
+        )
         sample_loss = loss_scale * row_loss + 0.5 * alpha * sq / w
         if not math.isfinite(sample_loss):
             info[1] = STATUS_NONFINITE_LOSS
@@ -445,8 +486,10 @@ def sgd_epoch(
             d_lo = dbuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
             for k in range(layer_sizes[l]):
                 d_lo[k] = _row_dot(W, k, d_hi)
-            multiply_by_derivative(
-                abuf[unit_off[l] : unit_off[l] + layer_sizes[l]], d_lo, act_codes[l - 1], act_param
+            backprop_activation(
+                abuf[unit_off[l] : unit_off[l] + layer_sizes[l]],
+                gbuf[unit_off[l] : unit_off[l] + layer_sizes[l]], d_lo, act_codes[l - 1],
+                act_param, drop_rates[l - 1],
             )
         # update: every layer from its input activations and its delta
         lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)

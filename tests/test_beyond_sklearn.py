@@ -235,3 +235,183 @@ def test_gradient_check_finds_a_wrong_gradient(monkeypatch):
     monkeypatch.setattr(Network, "_loss_and_flat_gradients", broken)
     report = gradient_check(net, X, Y)
     assert report["coefs"][0] > 1e-3 and report["coefs"][1] < 1e-7
+
+
+# ---------------------------------------------------------------- dropout
+@pytest.mark.parametrize("batch_size", [1, 16, 120])  # per-sample, mini-batch, full batch
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_dropout_trains_reproducibly_and_is_off_at_predict(data, batch_size, dtype, sparse):
+    X, y = data
+    Xs = sp.csr_matrix(X) if sparse else X
+    kw = dict(hidden_layer_sizes=(32, 16), dropout=[0.2, 0.1], batch_size=batch_size,
+              learning_rate_init=0.01, max_iter=40, dtype=dtype, random_state=0)
+    a = _quiet(MLPClassifier(**kw), Xs, y)
+    b = _quiet(MLPClassifier(**kw), Xs, y)
+    for ca, cb in zip(a.coefs_, b.coefs_):
+        assert_array_equal(ca, cb)  # same random_state, same masks
+    c = _quiet(MLPClassifier(**{**kw, "random_state": 1}), Xs, y)
+    assert not np.array_equal(a.coefs_[0], _quiet(
+        MLPClassifier(**{**kw, "dropout": 0.0}), Xs, y).coefs_[0])
+    assert c.score(Xs, y) > 0.7 and a.score(Xs, y) > 0.7
+    # predict: the whole network, no mask, the same output every call
+    H = np.maximum(X @ a.coefs_[0] + a.intercepts_[0], 0)
+    H = np.maximum(H @ a.coefs_[1] + a.intercepts_[1], 0)
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    assert_allclose(a.predict_proba(Xs), softmax(H @ a.coefs_[2] + a.intercepts_[2], axis=1),
+                    rtol=tol, atol=tol)
+    assert_array_equal(a.predict_proba(Xs), a.predict_proba(Xs))
+
+
+def test_zero_dropout_draws_nothing_and_stays_scikit_learns(data):
+    X, y = data
+    a = _quiet(MLPClassifier((8,), random_state=0, max_iter=5), X, y)
+    b = _quiet(MLPClassifier((8,), random_state=0, max_iter=5, dropout=0.0), X, y)
+    for ca, cb in zip(a.coefs_, b.coefs_):
+        assert_array_equal(ca, cb)
+
+
+def test_dropout_stream_continues_across_partial_fit(data):
+    X, y = data
+    kw = dict(hidden_layer_sizes=(8,), dropout=0.3, solver="sgd", shuffle=False,
+              random_state=0, learning_rate_init=0.05)
+    fit = _quiet(MLPClassifier(max_iter=2, **kw), X, y)
+    chunks = MLPClassifier(**kw)
+    for _ in range(2):
+        chunks.partial_fit(X, y, classes=np.unique(y))
+    for a, b in zip(fit.coefs_, chunks.coefs_):
+        assert_array_equal(a, b)
+
+
+def test_dropout_errors_are_clear(data):
+    X, y = data
+    with pytest.raises(ValueError, match="dropout is not supported with solver='lbfgs'"):
+        MLPClassifier(solver="lbfgs", dropout=0.5).fit(X, y)
+    with pytest.raises(ValueError, match="2 rates for 1 hidden layers"):
+        MLPClassifier((4,), dropout=[0.1, 0.2]).fit(X, y)
+    with pytest.raises(ValueError, match="dropout"):
+        MLPClassifier(dropout=1.0).fit(X, y)
+    model = _quiet(MLPClassifier((4,), max_iter=3, random_state=0), X, y)
+    before = [c.copy() for c in model.coefs_]
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        model.set_params(dropout=[1.5]).partial_fit(X, y)
+    for a, b in zip(before, model.coefs_):
+        assert_array_equal(a, b)  # the fitted model is left as it was
+
+
+# ---------------------------------------------------------------- GELU, Huber
+def test_gelu_hidden_features_and_gradients(data):
+    X, y = data
+    model = _quiet(MLPClassifier((8, 5), activation=["gelu", "tanh"], learning_rate_init=0.01,
+                                 random_state=0), X, y)
+    assert model.score(X, y) > 0.9
+    z = X @ model.coefs_[0] + model.intercepts_[0]
+    gelu = 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3)))
+    assert_allclose(model.transform(X, layer=1), gelu, rtol=1e-12, atol=1e-15)
+    assert gradient_check(model, X[:20], y[:20])["max"] < 1e-6
+    reg = _quiet(MLPRegressor(hidden_layer_sizes=(6,), activation="gelu", loss="huber",
+                              huber_delta=0.5, random_state=0), X, y.astype(float))
+    assert gradient_check(reg, X[:20], y[:20].astype(float))["max"] < 1e-6
+
+
+def test_huber_regression_resists_outliers():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, (300, 1))
+    y = 2.0 * X[:, 0] + 0.05 * rng.randn(300)
+    y_dirty = y.copy()
+    y_dirty[:30] += 40.0  # 10 % gross outliers
+    kw = dict(hidden_layer_sizes=(), solver="adam", learning_rate_init=0.05, max_iter=300,
+              random_state=0, n_iter_no_change=50)
+    squared = _quiet(MLPRegressor(**kw), X, y_dirty)
+    huber = _quiet(MLPRegressor(loss="huber", huber_delta=0.5, **kw), X, y_dirty)
+    clean = slice(30, None)
+    err_sq = np.abs(squared.predict(X[clean]) - y[clean]).mean()
+    err_hu = np.abs(huber.predict(X[clean]) - y[clean]).mean()
+    assert err_hu < 0.2 < err_sq  # squared error is pulled up by about 4 (the outliers' mean)
+    assert huber.coefs_[0][0, 0] == pytest.approx(2.0, abs=0.1)
+
+
+def test_huber_with_a_large_threshold_equals_squared_error(data):
+    X, y = data
+    y = y.astype(float)
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=1, max_iter=3, random_state=0)
+    a = _quiet(MLPRegressor(**kw), X, y)
+    b = _quiet(MLPRegressor(loss="huber", huber_delta=1e6, **kw), X, y)
+    for ca, cb in zip(a.coefs_, b.coefs_):
+        assert_array_equal(ca, cb)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+# ---------------------------------------------------------------- sklearn.callback
+class _Recorder:
+    """A FitCallback of scikit-learn's protocol that records its hooks."""
+
+    def __init__(self, stop_after=None):
+        self.events, self.stop_after, self.snapshots = [], stop_after, []
+
+    def setup(self, estimator, context):
+        self.events.append("setup")
+
+    def teardown(self, estimator, context):
+        self.events.append("teardown")
+
+    def on_fit_task_begin(self, estimator, context, *, X=None, y=None, metadata=None,
+                          fitted_estimator=None):
+        self.events.append(("begin", context.task_name, context.task_id))
+
+    def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None,
+                        fitted_estimator=None):
+        self.events.append(("end", context.task_name, context.task_id))
+        if fitted_estimator is not None:
+            self.snapshots.append(fitted_estimator)
+        return self.stop_after is not None and context.task_id + 1 >= self.stop_after \
+            and context.parent is not None
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sklearn_callback_protocol_hooks_snapshots_and_stop(data, solver):
+    X, y = data
+    rec = _Recorder()
+    model = _quiet(MLPClassifier((8,), solver=solver, max_iter=4, random_state=0)
+                   .set_callbacks(rec), X, y)
+    task = "epoch" if solver == "adam" else "lbfgs-iteration"
+    n = model.n_iter_
+    assert rec.events[:3] == ["setup", ("begin", "fit", 0), ("begin", task, 0)]
+    assert rec.events[-2:] == [("end", "fit", 0), "teardown"]
+    ends = [e for e in rec.events if e[0] == "end" and e[1] == task]
+    assert len(ends) >= n  # lbfgs: one more, begun but never run
+    # each snapshot is a fitted copy as of its task; the last is the final model
+    assert_array_equal(rec.snapshots[-1].predict_proba(X), model.predict_proba(X))
+    assert not np.array_equal(rec.snapshots[0].coefs_[0], model.coefs_[0])
+    stopper = _Recorder(stop_after=2)
+    stopped = _quiet(MLPClassifier((8,), solver=solver, max_iter=10, random_state=0)
+                     .set_callbacks(stopper), X, y)
+    assert stopped.n_iter_ == 2
+
+
+def test_sklearn_scoring_monitor_logs_every_epoch(data):
+    from sklearn.callback import ScoringMonitor
+
+    X, y = data
+    monitor = ScoringMonitor(scoring="accuracy")
+    model = _quiet(MLPClassifier((8,), max_iter=6, random_state=0).set_callbacks(monitor), X, y)
+    rows = monitor.get_logs().data
+    epochs = [r for r in rows if r["task_name"] == "epoch"]
+    assert len(epochs) == model.n_iter_ == 6
+    final = [r for r in rows if r["task_name"] == "fit"][0]
+    assert final["accuracy"] == pytest.approx(model.score(X, y))
+
+
+def test_callbacks_are_torn_down_when_fit_fails(data):
+    X, y = data
+    rec = _Recorder()
+    model = MLPClassifier((8,), max_iter=3, random_state=0).set_callbacks(rec)
+
+    def boom(est, info):
+        raise RuntimeError("callback failed")
+
+    model.set_params(callbacks=[boom])
+    with pytest.raises(RuntimeError, match="callback failed"):
+        model.fit(X, y)
+    assert rec.events[-1] == "teardown"
+    assert not hasattr(model, "coefs_")

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from fastmlp import Network
 from fastmlp.kernels import activations as A
@@ -16,8 +16,9 @@ from .conftest import tolerance
 
 DTYPES = ["float64", "float32"]
 ELEMENTWISE = [
-    "identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "exp", "softplus"
+    "identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "exp", "softplus", "gelu"
 ]
+FROM_OUTPUT = [n for n in ELEMENTWISE if n != "gelu"]  # derivative is a function of the output
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -32,7 +33,7 @@ def test_activation_matches_numpy(rng, dtype, name, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", [n for n in ELEMENTWISE])
+@pytest.mark.parametrize("name", FROM_OUTPUT)
 def test_derivative_from_output_matches_derivative_from_z(rng, dtype, name):
     z = (rng.randn(500) * 2).astype(dtype)
     a = z.copy()
@@ -40,6 +41,55 @@ def test_derivative_from_output_matches_derivative_from_z(rng, dtype, name):
     delta = np.ones_like(z)
     A.multiply_by_derivative(a, delta, A.ACTIVATION_CODES[name], 0.01)
     assert_allclose(delta, ref.derivative_from_z(name, z.astype(np.float64)), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ELEMENTWISE)
+@pytest.mark.parametrize("rate", [0.0, 0.3])
+def test_gates_hold_derivative_times_dropout_mask(rng, dtype, name, rate):
+    z = (rng.randn(4000) * 2).astype(dtype)
+    a, gate = z.copy(), np.empty_like(z)
+    state = np.array([12345], dtype=np.uint64)
+    A.activate_hidden(a, gate, A.ACTIVATION_CODES[name], 0.01, rate, state)
+    masks, new_state = ref.dropout_masks(12345, [rate], 1, [z.size])
+    mask = masks[0][0]
+    z64 = z.astype(np.float64)
+    if rate == 0 and name != "gelu":  # no gate needed: plain activation, gate untouched
+        assert state[0] == 12345
+        assert_allclose(a, ref.activation(name, z64), **tolerance(dtype))
+        return
+    assert int(state[0]) == new_state
+    assert_allclose(a, ref.activation(name, z64) * mask, **tolerance(dtype))
+    assert_allclose(gate, ref.derivative_from_z(name, z64) * mask, **tolerance(dtype))
+    delta = np.ones_like(z)
+    A.backprop_activation(a, gate, delta, A.ACTIVATION_CODES[name], 0.01, rate)
+    assert_array_equal(delta, gate)
+    if rate:  # Binomial(4000, 0.3): 5 standard deviations is about 0.036
+        assert abs((mask == 0).mean() - rate) < 0.036
+        assert set(np.unique(mask)) == {0.0, 1 / (1 - rate)}
+
+
+def test_gates_are_skipped_when_empty_and_gelu_matches_its_exact_form(rng):
+    z = rng.randn(50) * 3
+    a = z.copy()
+    A.activate_hidden(a, z[:0], A.GELU, 0.0, 0.5, np.zeros(1, dtype=np.uint64))
+    assert_allclose(a, ref.activation("gelu", z), rtol=1e-12)  # predict: no dropout
+    from scipy.special import erf
+
+    assert_allclose(a, 0.5 * z * (1 + erf(z / np.sqrt(2))), atol=1e-3)  # the approximation
+
+
+def test_dropout_stream_is_splitmix64():
+    from fastmlp.kernels.rng import next_uniform
+    from numba import njit
+
+    draw = njit(lambda s: next_uniform(s))
+    state, expected = np.zeros(1, dtype=np.uint64), 0
+    for _ in range(5):
+        u, expected = ref.splitmix64(expected)
+        assert draw(state) == u and int(state[0]) == expected
+    # SplitMix64 from seed 0: first output 0xE220A8397B1DCDAF (Vigna's reference)
+    assert ref.splitmix64(0)[0] == (0xE220A8397B1DCDAF >> 11) / 2.0**53
 
 
 def test_logistic_is_finite_and_silent_at_800():
@@ -58,6 +108,8 @@ PAIRS = [
     ("squared_error", "tanh"),
     ("absolute_error", "identity"),
     ("absolute_error", "logistic"),
+    ("huber", "identity"),
+    ("huber", "tanh"),
     ("poisson", "exp"),
 ]
 
@@ -81,7 +133,7 @@ def test_output_loss_and_delta_match_numpy(rng, dtype, loss, out):
     delta = np.empty_like(z)
     row_loss = [
         losses.output_loss_and_delta(
-            a[r], y[r], delta[r], A.ACTIVATION_CODES[out], losses.LOSS_CODES[loss], 0.01
+            a[r], y[r], delta[r], A.ACTIVATION_CODES[out], losses.LOSS_CODES[loss], 0.01, 1.0
         )
         for r in range(40)
     ]
@@ -99,7 +151,7 @@ def test_softmax_cross_entropy_is_finite_and_exact_at_huge_logits(z_scale):
     z = np.array([z_scale, 0.0, -z_scale])
     y = np.array([0.0, 1.0, 0.0])
     delta = np.empty(3)
-    loss = losses.output_loss_and_delta(z, y, delta, A.SOFTMAX, losses.LOG_LOSS, 0.0)
+    loss = losses.output_loss_and_delta(z, y, delta, A.SOFTMAX, losses.LOG_LOSS, 0.0, 1.0)
     assert loss == pytest.approx(abs(z_scale))
     expected_p = [1.0, 0.0, 0.0] if z_scale > 0 else [0.0, 0.0, 1.0]
     assert_allclose(delta, np.array(expected_p) - y, atol=1e-300)
@@ -109,7 +161,7 @@ def test_equal_logits_give_uniform_softmax_and_log_k_loss():
     z = np.full(5, 3.0)
     y = np.eye(5)[2]
     delta = np.empty(5)
-    loss = losses.output_loss_and_delta(z, y, delta, A.SOFTMAX, losses.LOG_LOSS, 0.0)
+    loss = losses.output_loss_and_delta(z, y, delta, A.SOFTMAX, losses.LOG_LOSS, 0.0, 1.0)
     assert loss == pytest.approx(np.log(5))
     assert_allclose(delta, 0.2 - y)
 
@@ -121,7 +173,7 @@ def test_binary_cross_entropy_is_finite_and_exact_at_huge_logits(z, y):
     delta = np.empty(1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loss = losses.output_loss_and_delta(zz, np.array([y]), delta, A.LOGISTIC, losses.LOG_LOSS, 0.0)
+        loss = losses.output_loss_and_delta(zz, np.array([y]), delta, A.LOGISTIC, losses.LOG_LOSS, 0.0, 1.0)
     expected = np.logaddexp(0, z) - y * z
     assert np.isfinite(loss) and loss == pytest.approx(expected)
     assert delta[0] == pytest.approx((1.0 if z > 0 else 0.0) - y)
@@ -189,6 +241,7 @@ ARCHS = [
     ([5, 8, 7, 2], ["relu", "logistic"]),
     ([3, 40, 2], ["elu"]),
     ([4, 6, 3], ["softplus"]),
+    ([4, 6, 5, 3], ["gelu", "gelu"]),
     ([3, 5, 4, 3, 2], ["selu", "leaky_relu", "identity"]),
 ]
 

@@ -12,10 +12,10 @@ from fastmlp import MLPClassifier, Network, gradient_check
 
 PROFILE = settings(max_examples=25, deadline=None, derandomize=True)
 # smooth (C1) activations: finite differences are exact to O(eps^2) everywhere
-SMOOTH = ["identity", "logistic", "tanh", "elu", "softplus"]
+SMOOTH = ["identity", "logistic", "tanh", "elu", "softplus", "gelu"]
 ALL_HIDDEN = SMOOTH + ["relu", "leaky_relu", "selu"]
 PAIRS = [("log_loss", "softmax"), ("log_loss", "logistic"), ("squared_error", "identity"),
-         ("squared_error", "tanh"), ("poisson", "exp")]
+         ("squared_error", "tanh"), ("huber", "identity"), ("poisson", "exp")]
 
 
 @st.composite

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 import fastmlp.kernels as K
 from fastmlp import Network, TrainingDiverged
@@ -69,7 +69,7 @@ def test_minibatch_with_batch_size_one_equals_per_sample_epoch(rng, solver, opti
 
     # Force the mini-batch kernel with batch 1 (train_epoch picks the fused one for 1).
     Xk = twin.prepare(X)
-    abuf, dbuf, xbuf = twin._buffer(1)
+    abuf, dbuf, gbuf, xbuf = twin._buffer(1)
     info = np.zeros(2, dtype=np.int64)
     hyper = np.asarray(
         K.make_hyper(alpha=0.01, tiny=np.finfo(np.float64).tiny, **twin._opt_settings)
@@ -77,8 +77,9 @@ def test_minibatch_with_batch_size_one_equals_per_sample_epoch(rng, solver, opti
     total = K.minibatch_epoch(
         *Xk[:5], np.ascontiguousarray(Y, dtype=np.float64), np.ones(X.shape[0]),
         order.astype(np.int64), 1, twin.params, twin._sizes, twin._act_codes, 0.01,
-        twin._loss_code, 1.0, twin._opt_code, 0.05, hyper, twin._state1, twin._state2,
-        twin._step, np.empty_like(twin.params), abuf, dbuf, xbuf, info,
+        twin._dropout, twin._rng_state, twin._loss_code, 1.0, 1.0, twin._opt_code, 0.05, hyper,
+        twin._state1, twin._state2, twin._step, np.empty_like(twin.params), abuf, dbuf, gbuf,
+        xbuf, info,
     )
     assert info[1] == K.STATUS_OK
     assert total / X.shape[0] == pytest.approx(loss_fused, rel=1e-12)
@@ -200,3 +201,102 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
     # that rounding for near-zero gradients, hence 1e-9 (the issue's bound)
     for got, exp in zip(net.coefs_ + net.intercepts_, params):
         assert_allclose(got, exp, rtol=1e-9, atol=1e-11)
+
+
+def _reference_epoch(net, X, Y, order, batch_size, lr, solver, options, hidden, out, loss,
+                     rates, seed, alpha=0.01, huber_delta=1.0):
+    """One epoch in NumPy: masks from the Python SplitMix64 stream, then a step per batch."""
+    params = [c.astype(np.float64) for c in net.coefs_]
+    params += [b.astype(np.float64) for b in net.intercepts_]
+    n_layers = len(net.coefs_)
+    opt = ref.Optimizer(solver, params, lr, **options)
+    state, total = seed, 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        masks, state = ref.dropout_masks(state, rates, len(idx), net.layer_sizes[1:-1])
+        batch_loss, cg, ig = ref.loss_and_gradients(
+            X[idx], Y[idx], params[:n_layers], params[n_layers:], hidden, out, loss,
+            alpha=alpha, masks=masks, huber_delta=huber_delta,
+        )
+        total += batch_loss * len(idx)
+        opt.step(params, cg + ig)
+    return total / len(order), params, state
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 23])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("solver,options", [SOLVERS[2], SOLVERS[3]])
+def test_dropout_epoch_equals_numpy_with_the_same_masks(rng, batch_size, sparse, dtype, solver,
+                                                        options):
+    hidden, rates = ["tanh", "relu"], [0.3, 0.5]
+    _, X, Y = _problem(rng)
+    net = Network([5, 7, 4, 3], activation=hidden, output="softmax", loss="log_loss",
+                  random_state=0, dtype=dtype, dropout=rates)
+    seed = int(net._rng_state[0])
+    assert seed != 0  # drawn from random_state after the weights
+    order = rng.permutation(X.shape[0])
+    exp_loss, exp_params, exp_state = _reference_epoch(
+        net, X, Y, order, batch_size, 0.05, solver, options, hidden, "softmax", "log_loss",
+        rates, seed,
+    )
+    net.set_optimizer(solver, **options)
+    got = net.train_epoch(sp.csr_matrix(X) if sparse else X, Y, 0.05, batch_size, order,
+                          alpha=0.01)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
+    assert got == pytest.approx(exp_loss, rel=tol["rtol"])
+    for g, e in zip(net.coefs_ + net.intercepts_, exp_params):
+        assert_allclose(g, e, **tol)
+    assert int(net._rng_state[0]) == exp_state
+    # predict uses the whole network, unmasked
+    acts, _ = ref.forward(X, exp_params[:3], exp_params[3:], hidden, "softmax")
+    assert_allclose(net.forward(X), acts[-1], **tol)
+
+
+@pytest.mark.parametrize("batch_size", [1, 6])
+@pytest.mark.parametrize("loss,out", [("huber", "identity"), ("squared_error", "identity")])
+def test_gelu_and_huber_epochs_equal_numpy(rng, batch_size, loss, out):
+    hidden = ["gelu", "tanh"]
+    X = rng.randn(20, 4)
+    Y = rng.randn(20, 2) * 3  # residuals on both sides of the Huber threshold
+    net = Network([4, 6, 5, 2], activation=hidden, output=out, loss=loss, random_state=0,
+                  huber_delta=0.7)
+    order = rng.permutation(20)
+    exp_loss, exp_params, _ = _reference_epoch(
+        net, X, Y, order, batch_size, 0.02, "adam", {}, hidden, out, loss, [0, 0], 0,
+        huber_delta=0.7,
+    )
+    net.set_optimizer("adam")
+    got = net.train_epoch(X, Y, 0.02, batch_size, order, alpha=0.01)
+    assert got == pytest.approx(exp_loss, rel=1e-12)
+    for g, e in zip(net.coefs_ + net.intercepts_, exp_params):
+        assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_huber_with_a_large_threshold_is_squared_error_bit_for_bit(rng):
+    X, Y = rng.randn(30, 4), rng.randn(30, 1)
+    nets = [Network([4, 8, 1], loss=loss, random_state=0, huber_delta=1e6)
+            for loss in ("huber", "squared_error")]
+    for net in nets:
+        net.fit(X, Y, solver="sgd", epochs=3, batch_size=1, random_state=0)
+    assert_array_equal(nets[0].params, nets[1].params)
+
+
+def test_divergence_restores_the_dropout_stream(rng):
+    net = Network([3, 4, 2], output="identity", random_state=0, dropout=0.5)
+    X, Y = rng.randn(10, 3), rng.randn(10, 2) * 1e200
+    before = net._rng_state.copy()
+    with pytest.raises(TrainingDiverged):
+        net.train_epoch(X, Y, 0.1, batch_size=1)
+    assert_array_equal(net._rng_state, before)
+
+
+def test_dropout_settings_are_validated():
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        Network([3, 4, 2], dropout=1.0)
+    with pytest.raises(ValueError, match="2 rates for 1 hidden layers"):
+        Network([3, 4, 2], dropout=[0.1, 0.2])
+    with pytest.raises(ValueError, match="huber_delta"):
+        Network([3, 4, 2], loss="huber", huber_delta=0)
+    with pytest.raises(ValueError, match="Unknown output 'gelu'"):
+        Network([3, 4, 2], output="gelu")
