@@ -90,7 +90,7 @@ def coef_sq_norm(params, n_coef):
     return sq
 
 
-@jit
+@jit(inline="always")
 def weight_view(params, w_off, layer_sizes, l):
     """Layer ``l``'s weights as a C-contiguous ``(fan_in, fan_out)`` view of ``params``."""
     fi = layer_sizes[l]
@@ -98,7 +98,7 @@ def weight_view(params, w_off, layer_sizes, l):
     return params[w_off[l] : w_off[l] + fi * fo].reshape((fi, fo))
 
 
-@jit
+@jit(inline="always")
 def bias_view(params, b_off, layer_sizes, l):
     """Layer ``l``'s intercepts as a view of ``params``."""
     return params[b_off[l] : b_off[l] + layer_sizes[l + 1]]
@@ -118,18 +118,18 @@ def _step_learning_rate(opt, lr, hyper, step, scratch):
     return scratch[0]
 
 
-@jit
+@jit(inline="always")
 def _row(flat, start, stop):
     return flat[start:stop].reshape((1, stop - start))
 
 
-@jit
+@jit(inline="always")
 def _block(buf, batch_max, unit_off, layer_sizes, l, nb):
     start = batch_max * unit_off[l]
     return buf[start : start + nb * layer_sizes[l]].reshape((nb, layer_sizes[l]))
 
 
-@jit
+@jit(inline="always")
 def _gate(gbuf, batch_max, unit_off, layer_sizes, l, nb):
     """Layer ``l``'s gates for ``nb`` rows, flat (empty when ``gbuf`` is)."""
     start = batch_max * unit_off[l]
@@ -436,6 +436,16 @@ def sgd_epoch(
     out_parts = np.empty((ROW_BLOCKS, layer_sizes[1]), dtype=params.dtype)
     no_rows = z_next[:0]
     pending = -1  # position in ``order`` whose ``x @ W0`` is in z_next
+    # all intercepts as one row, in the units' order: layer l's intercepts
+    # (at b_off[l] - n_coef) line up with its deltas (at unit_off[l + 1]), so one
+    # step updates them all (a step per layer costs more in calls than in work)
+    n_units = params.shape[0] - n_coef
+    B = _row(params, n_coef, params.shape[0])
+    SB1 = _row(state1, n_coef, params.shape[0])
+    SB2 = _row(state2, n_coef, params.shape[0])
+    d_all = dbuf[:n_units]
+    W0 = weight_view(params, w_off, layer_sizes, 0)
+    b0 = bias_view(params, b_off, layer_sizes, 0)
     for s in range(n):
         i = order[s]
         w = sample_weight[i]
@@ -444,8 +454,6 @@ def sgd_epoch(
             continue
         # forward
         out = abuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
-        W0 = weight_view(params, w_off, layer_sizes, 0)
-        b0 = bias_view(params, b_off, layer_sizes, 0)
         if is_sparse:
             affine_csr_row(X_data, X_indices, X_indptr[i], X_indptr[i + 1], W0, b0, out)
         elif pending == s:
@@ -484,8 +492,7 @@ def sgd_epoch(
             W = weight_view(params, w_off, layer_sizes, l)
             d_hi = dbuf[unit_off[l + 1] : unit_off[l + 1] + layer_sizes[l + 1]]
             d_lo = dbuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
-            for k in range(layer_sizes[l]):
-                d_lo[k] = _row_dot(W, k, d_hi)
+            _matvec(W, d_hi, d_lo)
             backprop_activation(
                 abuf[unit_off[l] : unit_off[l] + layer_sizes[l]],
                 gbuf[unit_off[l] : unit_off[l] + layer_sizes[l]], d_lo, act_codes[l - 1],
@@ -495,7 +502,6 @@ def sgd_epoch(
         lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / w
         sq = zero
-        bsq = zero
         for l in range(n_weight_layers):
             fo = layer_sizes[l + 1]
             d = dbuf[unit_off[l + 1] : unit_off[l + 1] + fo]
@@ -534,11 +540,8 @@ def sgd_epoch(
                 sq += update_rank1(opt, W, V1, V2, xwork, d, alpha, inv, lr_t, hyper)
                 for p in range(X_indptr[i], X_indptr[i + 1]):
                     xwork[X_indices[p]] = 0
-            unit[0] = one
-            bsq += update_rank1(
-                opt, _row(params, b_off[l], b_off[l] + fo), _row(state1, b_off[l], b_off[l] + fo),
-                _row(state2, b_off[l], b_off[l] + fo), unit, d, zero, inv, lr_t, hyper,
-            )
+        unit[0] = one
+        bsq = update_rank1(opt, B, SB1, SB2, unit, d_all, zero, inv, lr_t, hyper)
         info[0] = s + 1
         if not (math.isfinite(sq) and math.isfinite(bsq)):
             info[1] = STATUS_NONFINITE_WEIGHTS
@@ -547,9 +550,11 @@ def sgd_epoch(
 
 
 @jit(fastmath={"reassoc"})
-def _row_dot(W, k, b):
-    """``W[k] @ b`` without a row view (which would cost reference counting)."""
-    acc = zero_like(b[0])
-    for j in range(b.shape[0]):
-        acc += W[k, j] * b[j]
-    return acc
+def _matvec(W, b, out):
+    """``out = W @ b``, row by row with ``W[k, j]`` indexing: no row views and
+    one call per layer, since each view or call costs atomic reference counts."""
+    for k in range(W.shape[0]):
+        acc = zero_like(b[0])
+        for j in range(b.shape[0]):
+            acc += W[k, j] * b[j]
+        out[k] = acc
