@@ -2,7 +2,10 @@
 
 784 dense inputs, one hidden layer of 128 ReLU units, 10 softmax outputs, one
 epoch, run in one process with the same thread count; prints medians of
-``--repeats`` runs and the ratios the README quotes.
+``--repeats`` runs and the ratios the README quotes, then the peak memory of
+one fit of fastmlp and scikit-learn on the same ``--memory-samples`` rows
+(Python-visible allocations, traced with ``tracemalloc``: NumPy arrays and
+Python objects; the kernels allocate nothing large of their own).
 
     python asv_benchmarks/compare.py [--samples 5000] [--repeats 3]
 """
@@ -12,6 +15,7 @@ import os
 import platform
 import sys
 import time
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -33,12 +37,26 @@ def throughput(make, X, y, repeats):
     return X.shape[0] / float(np.median(times))
 
 
+def peak_fit_mib(make, X, y):
+    """Peak traced memory of one ``make().fit(X, y)``, in MiB (after a warm-up fit)."""
+    make().fit(X[:50], y[:50])
+    est = make()
+    tracemalloc.start()
+    try:
+        est.fit(X, y)
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--sklearn-per-sample", type=int, default=1000,
                         help="rows for scikit-learn's slow batch_size=1 runs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-samples", type=int, default=2000,
+                        help="rows for the peak-memory comparison (same for both)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     from sklearn.neural_network import MLPClassifier as SkMLP
@@ -83,6 +101,18 @@ def main():
     tp = [np.median([_t(m.predict, Xp) for _ in range(args.repeats)]) for m in (ours, theirs)]
     print(f"\npredict 100k rows: fastmlp {1e5 / tp[0]:,.0f} rows/s, scikit-learn "
           f"{1e5 / tp[1]:,.0f} rows/s ({tp[1] / tp[0]:.2f}x)")
+    n_mem = min(args.memory_samples, args.samples)
+    print(f"\nfit peak memory, {n_mem} rows (tracemalloc):\n")
+    print("| config | dtype | fastmlp MiB | scikit-learn MiB | fastmlp / scikit-learn |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for bs in (1, 32, 200):
+        for dtype in ("float64", "float32"):
+            X = X64[:n_mem].astype(dtype)
+            kw = dict(hidden_layer_sizes=(128,), solver="sgd", batch_size=bs, max_iter=1,
+                      learning_rate_init=0.001, random_state=0)
+            ours = peak_fit_mib(lambda: MLPClassifier(**kw), X, y[:n_mem])
+            sk = peak_fit_mib(lambda: SkMLP(**kw), X, y[:n_mem])
+            print(f"| sgd, batch {bs} | {dtype} | {ours:.1f} | {sk:.1f} | {ours / sk:.2f} |")
 
 
 def _t(f, X):

@@ -53,7 +53,7 @@ def _check_magnitude(A, name, dtype):
     if values.size == 0:
         return
     limit = np.sqrt(np.finfo(dtype).max)
-    largest = np.abs(values).max()
+    largest = max(values.max(), -values.min())  # no |values| temporary: X may be large
     if largest > limit:
         raise ValueError(
             f"{name} holds values too large to train on (max |{name}| = {largest:.3g}, "
@@ -218,8 +218,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             dropout=self.dropout,
             huber_delta=getattr(self, "huber_delta", 1.0),
         )
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [b.copy() for b in self.intercepts_]
+        self._best_coefs = self._best_intercepts = None  # copied once early stopping needs them
         if self.solver in STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -377,6 +376,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
+        if early_stopping and getattr(self, "_best_coefs", None) is None:
+            # the weights to return if no epoch improves (a copy only when needed)
+            self._best_coefs = [c.copy() for c in self.coefs_]
+            self._best_intercepts = [b.copy() for b in self.intercepts_]
         if early_stopping:
             stratify = Y if (is_classifier(self) and self.n_outputs_ == 1) else None
             split = train_test_split(

@@ -583,9 +583,16 @@ class Network:
             epsilon=epsilon, rho=rho,
         )
         self._state1 = np.zeros_like(self._params)
-        self._state2 = np.zeros_like(self._params)
+        # a second state array only for the optimizers that keep two (memory)
+        two_states = solver in ("adam", "adadelta")
+        self._state2 = np.zeros(self._params.size if two_states else 0, dtype=self.dtype)
         self._step = np.zeros(1, dtype=np.int64)
         return self
+
+    def _kernel_states(self):
+        """The two optimizer-state arrays the kernels take: without a second
+        state, the first stands in for it (the kernels never touch it then)."""
+        return self._state1, (self._state2 if self._state2.size else self._state1)
 
     def train_epoch(
         self,
@@ -646,7 +653,7 @@ class Network:
         common = (self._params, self._sizes, self._act_codes, self.leaky_relu_slope,
                   self._dropout, self._rng_state, self._loss_code, self.huber_delta,
                   float(loss_scale), self._opt_code, float(learning_rate), hyper,
-                  self._state1, self._state2, self._step)
+                  *self._kernel_states(), self._step)
         if batch_size == 1:
             abuf, dbuf, gbuf, _ = self._buffer(1)
             xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)

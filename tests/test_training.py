@@ -78,7 +78,7 @@ def test_minibatch_with_batch_size_one_equals_per_sample_epoch(rng, solver, opti
         *Xk[:5], np.ascontiguousarray(Y, dtype=np.float64), np.ones(X.shape[0]),
         order.astype(np.int64), 1, twin.params, twin._sizes, twin._act_codes, 0.01,
         twin._dropout, twin._rng_state, twin._loss_code, 1.0, 1.0, twin._opt_code, 0.05, hyper,
-        twin._state1, twin._state2, twin._step, np.empty_like(twin.params), abuf, dbuf, gbuf,
+        *twin._kernel_states(), twin._step, np.empty_like(twin.params), abuf, dbuf, gbuf,
         xbuf, info,
     )
     assert info[1] == K.STATUS_OK
@@ -300,3 +300,11 @@ def test_dropout_settings_are_validated():
         Network([3, 4, 2], loss="huber", huber_delta=0)
     with pytest.raises(ValueError, match="Unknown output 'gelu'"):
         Network([3, 4, 2], output="gelu")
+
+
+@pytest.mark.parametrize("solver,two", [("sgd", False), ("rmsprop", False), ("adagrad", False),
+                                        ("adam", True), ("adadelta", True)])
+def test_second_optimizer_state_only_where_used(solver, two):
+    net = Network([4, 5, 2], random_state=0).set_optimizer(solver)
+    assert (net._state2.size == net.params.size) is two
+    assert net._state2.size in (0, net.params.size)
