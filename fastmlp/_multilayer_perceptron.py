@@ -27,7 +27,14 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from .network import HIDDEN_ACTIVATIONS, INITS, Network, TrainingDiverged, dropout_rates
+from .network import (
+    HIDDEN_ACTIVATIONS,
+    INITS,
+    Network,
+    TrainingDiverged,
+    dropout_rates,
+    largest_magnitude,
+)
 
 try:  # scikit-learn >= 1.9: the sklearn.callback protocol (set_callbacks)
     from sklearn.callback import CallbackSupportMixin
@@ -49,11 +56,8 @@ def _check_magnitude(A, name, dtype):
     """Refuse values whose square overflows ``dtype`` (about 1e154 in float64,
     1.8e19 in float32): squared errors, squared gradients (Adam, RMSprop) and
     the L2 term would be infinite, so no training could be right."""
-    values = A.data if hasattr(A, "data") and not isinstance(A, np.ndarray) else A
-    if values.size == 0:
-        return
     limit = np.sqrt(np.finfo(dtype).max)
-    largest = max(values.max(), -values.min())  # no |values| temporary: X may be large
+    largest = largest_magnitude(A)
     if largest > limit:
         raise ValueError(
             f"{name} holds values too large to train on (max |{name}| = {largest:.3g}, "

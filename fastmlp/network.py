@@ -82,6 +82,15 @@ def threads_usable():
     return layer in ("omp", "tbb")
 
 
+def largest_magnitude(A):
+    """Largest ``|value|`` of the finite array or sparse matrix ``A`` (0 if empty)."""
+    values = A.data if sp.issparse(A) else np.asarray(A)
+    if values.size == 0:
+        return 0.0
+    # max and -min: two SIMD passes, no |A| temporary (A may be large)
+    return float(max(values.max(), -values.min()))
+
+
 def as_random_state(seed):
     """A ``numpy.random.RandomState`` from None, an int or an existing instance."""
     if seed is None:
