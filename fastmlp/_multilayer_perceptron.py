@@ -19,7 +19,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import TransformerTags, check_random_state, column_or_1d, shuffle
+from sklearn.utils import (
+    TransformerTags,
+    assert_all_finite,
+    check_random_state,
+    column_or_1d,
+    shuffle,
+)
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -34,6 +40,7 @@ from .network import (
     TrainingDiverged,
     dropout_rates,
     largest_magnitude,
+    sum_of_squares,
 )
 
 try:  # scikit-learn >= 1.9: the sklearn.callback protocol (set_callbacks)
@@ -52,10 +59,18 @@ except ImportError:  # pragma: no cover
 STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adagrad", "adadelta")
 
 
-def _check_magnitude(A, name, dtype):
-    """Refuse values whose square overflows ``dtype`` (about 1e154 in float64,
-    1.8e19 in float32): squared errors, squared gradients (Adam, RMSprop) and
-    the L2 term would be infinite, so no training could be right."""
+def _check_finite_and_magnitude(A, name, dtype, estimator_name):
+    """Refuse NaN and infinity (scikit-learn's error) and values whose square
+    overflows ``dtype`` (about 1e154 in float64, 1.8e19 in float32): squared
+    errors, squared gradients (Adam, RMSprop) and the L2 term would be
+    infinite, so no training could be right.
+
+    One BLAS pass (the sum of squares) clears almost all data; only when it is
+    not finite are the values looked at one by one.
+    """
+    if np.isfinite(sum_of_squares(A)):
+        return
+    assert_all_finite(A, allow_nan=False, estimator_name=estimator_name, input_name=name)
     limit = np.sqrt(np.finfo(dtype).max)
     largest = largest_magnitude(A)
     if largest > limit:
@@ -282,9 +297,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
         sw_given = sample_weight
-        _check_magnitude(X, "X", self.dtype or X.dtype)
+        name = type(self).__name__
+        # validate_data left the finiteness of X to this one-pass check
+        _check_finite_and_magnitude(X, "X", self.dtype or X.dtype, name)
         if not is_classifier(self):
-            _check_magnitude(y, "y", self.dtype or X.dtype)
+            _check_finite_and_magnitude(y, "y", self.dtype or X.dtype, name)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         sample_weight = self._weights_with_class_weight(y, sample_weight, incremental)
@@ -931,6 +948,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             multi_output=True,
             dtype=self._input_dtype(),
             reset=reset,
+            ensure_all_finite=False,  # checked with the magnitude, in one pass
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -1182,6 +1200,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             y_numeric=True,
             dtype=self._input_dtype(),
             reset=reset,
+            ensure_all_finite=False,  # checked with the magnitude, in one pass
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)

@@ -91,6 +91,20 @@ def largest_magnitude(A):
     return float(max(values.max(), -values.min()))
 
 
+def sum_of_squares(A):
+    """``sum(A**2)`` of an array or sparse matrix in one BLAS pass (0 if empty).
+
+    Finite exactly when every value is finite and no square (nor the sum)
+    overflows: one cheap test for both.
+    """
+    values = A.data if sp.issparse(A) else np.asarray(A)
+    if values.size == 0:
+        return 0.0
+    flat = values.ravel(order="K")
+    with np.errstate(all="ignore"):
+        return float(np.einsum("i,i->", flat, flat))
+
+
 def as_random_state(seed):
     """A ``numpy.random.RandomState`` from None, an int or an existing instance."""
     if seed is None:

@@ -154,6 +154,29 @@ def test_regressor_rejects_nan_targets_and_huge_values():
     assert_array_equal(model.predict(X), before)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_one_pass_check_separates_nan_inf_huge_and_merely_large(sparse):
+    X, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    wrap = sp.csr_matrix if sparse else np.asarray
+    model = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    for bad, message in ((np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity"),
+                         (1e200, "too large")):
+        Xb = X.copy()
+        Xb[3, 1] = bad
+        with pytest.raises(ValueError, match=message):
+            model.fit(wrap(Xb), y)
+    # squares that fit but whose sum overflows: not refused (training decides)
+    Xl = np.full_like(X, 1e154)  # square 1e308 < max, 120 of them overflow the sum
+    with np.errstate(over="ignore"):
+        assert not np.isfinite((Xl**2).sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.fit(wrap(Xl), y)
+        except ValueError as exc:
+            assert "too large" not in str(exc)
+
+
 def _variants(X):
     """Layouts and types that must be accepted and give the float64 C-order result."""
     mm_path = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"fastmlp-mm-{os.getpid()}.dat")
