@@ -314,10 +314,16 @@ def update_layer(
     not empty). Returns the sum of squares of the updated weights.
     """
     m_rows, n = W.shape
+    fuse = x_next.shape[0] > 0
+    if m_rows * n < BLOCKED_LAYER_SIZE:  # one block: straight through (the bits are the same)
+        if fuse:
+            out_next[:n] = 0
+        return update_rank1_fused(
+            opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_next, 0, m_rows
+        )
     # blocks only where a layer is big enough for the threads to pay; the
     # count depends on the shape alone, never on the thread count
-    n_blocks = min(ROW_BLOCKS, m_rows) if m_rows * n >= BLOCKED_LAYER_SIZE else 1
-    fuse = x_next.shape[0] > 0
+    n_blocks = min(ROW_BLOCKS, m_rows)
     if fuse:
         out_parts[:n_blocks, :n] = 0
     if threaded and n_blocks > 1:
