@@ -253,24 +253,29 @@ def test_dropout_epoch_equals_numpy_with_the_same_masks(rng, batch_size, sparse,
     assert_allclose(net.forward(X), acts[-1], **tol)
 
 
-@pytest.mark.parametrize("batch_size", [1, 6])
+@pytest.mark.parametrize("batch_size", [1, 6, 20])  # per-sample, mini-batch, full batch
 @pytest.mark.parametrize("loss,out", [("huber", "identity"), ("squared_error", "identity")])
-def test_gelu_and_huber_epochs_equal_numpy(rng, batch_size, loss, out):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gelu_and_huber_epochs_equal_numpy(rng, batch_size, loss, out, dtype, sparse):
     hidden = ["gelu", "tanh"]
     X = rng.randn(20, 4)
+    X[rng.rand(20, 4) < 0.3] = 0.0
     Y = rng.randn(20, 2) * 3  # residuals on both sides of the Huber threshold
     net = Network([4, 6, 5, 2], activation=hidden, output=out, loss=loss, random_state=0,
-                  huber_delta=0.7)
+                  huber_delta=0.7, dtype=dtype)
     order = rng.permutation(20)
     exp_loss, exp_params, _ = _reference_epoch(
         net, X, Y, order, batch_size, 0.02, "adam", {}, hidden, out, loss, [0, 0], 0,
         huber_delta=0.7,
     )
     net.set_optimizer("adam")
-    got = net.train_epoch(X, Y, 0.02, batch_size, order, alpha=0.01)
-    assert got == pytest.approx(exp_loss, rel=1e-12)
+    got = net.train_epoch(sp.csr_matrix(X) if sparse else X, Y, 0.02, batch_size, order,
+                          alpha=0.01)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
+    assert got == pytest.approx(exp_loss, rel=tol["rtol"])
     for g, e in zip(net.coefs_ + net.intercepts_, exp_params):
-        assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+        assert_allclose(g, e, **tol)
 
 
 def test_huber_with_a_large_threshold_is_squared_error_bit_for_bit(rng):
