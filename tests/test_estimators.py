@@ -315,3 +315,19 @@ def test_failed_first_partial_fit_leaves_the_estimator_unfitted():
         model.predict(X)
     model.partial_fit(X, y, classes=[0, 1])  # and it can still be trained
     assert model.predict(X).shape == y.shape
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([3, 1, 2, 1, 3, 3]), np.array(["b", "a", "c", "a", "c", "b"]),
+    np.array(["no", "yes", "yes", "no", "no", "yes"]), np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0]),
+])
+def test_target_indicators_equal_label_binarizer(labels):
+    from sklearn.preprocessing import LabelBinarizer
+
+    model = MLPClassifier(hidden_layer_sizes=(3,), max_iter=1)
+    model._label_binarizer = LabelBinarizer().fit(labels)
+    model.classes_ = model._label_binarizer.classes_
+    assert_array_equal(model._indicators(labels),
+                       model._label_binarizer.transform(labels).astype(bool))
+    assert_array_equal(model._indicators(labels[:2]),
+                       model._label_binarizer.transform(labels[:2]).astype(bool))
