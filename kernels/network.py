@@ -37,6 +37,7 @@ from .optimizers import (
     H_MOMENTUM,
     SGD,
     adam_learning_rate,
+    BLOCKED_LAYER_SIZE,
     ROW_BLOCKS,
     update_layer,
     update_rank1,
@@ -444,6 +445,7 @@ def sgd_epoch(
     SB1 = _row(state1, n_coef, params.shape[0])
     SB2 = _row(state2, n_coef, params.shape[0])
     d_all = dbuf[:n_units]
+    outer = np.empty(_outer_size(layer_sizes), dtype=params.dtype)
     W0 = weight_view(params, w_off, layer_sizes, 0)
     b0 = bias_view(params, b_off, layer_sizes, 0)
     for s in range(n):
@@ -508,7 +510,24 @@ def sgd_epoch(
             W = weight_view(params, w_off, layer_sizes, l)
             V1 = weight_view(state1, w_off, layer_sizes, l)
             V2 = weight_view(state2, w_off, layer_sizes, l)
-            if l > 0:
+            if l > 0 and fo < SHORT_ROW and outer.shape[0] >= layer_sizes[l] * fo:
+                # short rows: the outer product first, then one flat step (a loop
+                # of fo elements per row costs more in per-row overhead than work)
+                fi = layer_sizes[l]
+                size = fi * fo
+                start = unit_off[l]
+                for k in range(fi):
+                    ak = abuf[start + k]
+                    for j in range(fo):
+                        outer[k * fo + j] = ak * d[j]
+                unit[0] = one
+                sq += update_rank1(
+                    opt, _row(params, w_off[l], w_off[l] + size),
+                    _row(state1, w_off[l], w_off[l] + size),
+                    _row(state2, w_off[l], w_off[l] + size), unit, outer[:size], alpha, inv,
+                    lr_t, hyper,
+                )
+            elif l > 0:
                 a = abuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
                 sq += update_layer(
                     opt, W, V1, V2, a, d, alpha, inv, lr_t, hyper, no_rows, no_rows, threaded,
@@ -547,6 +566,20 @@ def sgd_epoch(
             info[1] = STATUS_NONFINITE_WEIGHTS
             return total
     return total
+
+
+SHORT_ROW = 32
+
+
+@jit
+def _outer_size(layer_sizes):
+    """Scratch for :func:`sgd_epoch`'s short-row layers: their largest size."""
+    size = 0
+    for l in range(1, layer_sizes.shape[0] - 1):
+        fi_fo = layer_sizes[l] * layer_sizes[l + 1]
+        if layer_sizes[l + 1] < SHORT_ROW and fi_fo < BLOCKED_LAYER_SIZE:
+            size = max(size, fi_fo)
+    return size
 
 
 @jit(fastmath={"reassoc"})
