@@ -399,7 +399,8 @@ def sgd_epoch(
     all hidden layers (at the current weights), then one optimizer step per
     layer whose gradient ``(a_k * delta_j + alpha * W_kj) / w`` is formed
     inside the update loop (no gradient buffer). Same result as
-    :func:`minibatch_epoch` with ``batch_size=1``; rows of weight 0 are skipped.
+    :func:`minibatch_epoch` with ``batch_size=1`` up to rounding (layers with
+    short rows form ``a d^T`` before the step); rows of weight 0 are skipped.
 
     For CSR input the forward pass touches only the non-zero inputs; so does
     the first layer's update when it cannot change other weights (plain SGD,
