@@ -185,7 +185,7 @@ def uses_gate(gate, code, rate):
     return gate.shape[0] > 0 and (code == GELU or rate > 0)
 
 
-@jit
+@jit(inline="always")
 def activate_hidden(z, gate, code, param, rate, rng_state):
     """Hidden activation in place for training, with inverted dropout.
 
@@ -224,7 +224,7 @@ def activate_hidden(z, gate, code, param, rate, rng_state):
         gate[i] = g
 
 
-@jit
+@jit(inline="always")
 def backprop_activation(a, gate, delta, code, param, rate):
     """``delta`` (dL/da, 1-D) becomes dL/dz in place: times the gate when the
     layer stored one (see :func:`activate_hidden`), else times ``act'(a)``."""

@@ -105,7 +105,7 @@ def bias_view(params, b_off, layer_sizes, l):
     return params[b_off[l] : b_off[l] + layer_sizes[l + 1]]
 
 
-@jit
+@jit(inline="always")
 def _step_learning_rate(opt, lr, hyper, step, scratch):
     """Learning rate of the next step in the parameters' dtype; advances Adam's counter.
 
@@ -508,9 +508,6 @@ def sgd_epoch(
         for l in range(n_weight_layers):
             fo = layer_sizes[l + 1]
             d = dbuf[unit_off[l + 1] : unit_off[l + 1] + fo]
-            W = weight_view(params, w_off, layer_sizes, l)
-            V1 = weight_view(state1, w_off, layer_sizes, l)
-            V2 = weight_view(state2, w_off, layer_sizes, l)
             if l > 0 and fo < SHORT_ROW and outer.shape[0] >= layer_sizes[l] * fo:
                 # short rows: the outer product first, then one flat step (a loop
                 # of fo elements per row costs more in per-row overhead than work)
@@ -528,7 +525,11 @@ def sgd_epoch(
                     _row(state2, w_off[l], w_off[l] + size), unit, outer[:size], alpha, inv,
                     lr_t, hyper,
                 )
-            elif l > 0:
+                continue
+            W = weight_view(params, w_off, layer_sizes, l)
+            V1 = weight_view(state1, w_off, layer_sizes, l)
+            V2 = weight_view(state2, w_off, layer_sizes, l)
+            if l > 0:
                 a = abuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
                 sq += update_layer(
                     opt, W, V1, V2, a, d, alpha, inv, lr_t, hyper, no_rows, no_rows, threaded,

@@ -283,7 +283,7 @@ def update_rank1_fused(
     return sq
 
 
-@jit(fastmath=UPDATE_FASTMATH)
+@jit(fastmath=UPDATE_FASTMATH, inline="always")
 def update_rank1(opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper):
     """:func:`update_rank1_fused` without the next sample's forward pass."""
     return update_rank1_fused(
