@@ -223,6 +223,15 @@ def _reference_epoch(net, X, Y, order, batch_size, lr, solver, options, hidden, 
     return total / len(order), params, state
 
 
+def _assert_epoch_matches(net, got_loss, exp_loss, exp_params, dtype):
+    """The epoch's loss and weights against the reference's; returns the tolerance."""
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
+    assert got_loss == pytest.approx(exp_loss, rel=tol["rtol"])
+    for g, e in zip(net.coefs_ + net.intercepts_, exp_params):
+        assert_allclose(g, e, **tol)
+    return tol
+
+
 @pytest.mark.parametrize("batch_size", [1, 4, 23])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -243,10 +252,7 @@ def test_dropout_epoch_equals_numpy_with_the_same_masks(rng, batch_size, sparse,
     net.set_optimizer(solver, **options)
     got = net.train_epoch(sp.csr_matrix(X) if sparse else X, Y, 0.05, batch_size, order,
                           alpha=0.01)
-    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
-    assert got == pytest.approx(exp_loss, rel=tol["rtol"])
-    for g, e in zip(net.coefs_ + net.intercepts_, exp_params):
-        assert_allclose(g, e, **tol)
+    tol = _assert_epoch_matches(net, got, exp_loss, exp_params, dtype)
     assert int(net._rng_state[0]) == exp_state
     # predict uses the whole network, unmasked
     acts, _ = ref.forward(X, exp_params[:3], exp_params[3:], hidden, "softmax")
@@ -272,10 +278,7 @@ def test_gelu_and_huber_epochs_equal_numpy(rng, batch_size, loss, out, dtype, sp
     net.set_optimizer("adam")
     got = net.train_epoch(sp.csr_matrix(X) if sparse else X, Y, 0.02, batch_size, order,
                           alpha=0.01)
-    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
-    assert got == pytest.approx(exp_loss, rel=tol["rtol"])
-    for g, e in zip(net.coefs_ + net.intercepts_, exp_params):
-        assert_allclose(g, e, **tol)
+    _assert_epoch_matches(net, got, exp_loss, exp_params, dtype)
 
 
 def test_huber_with_a_large_threshold_is_squared_error_bit_for_bit(rng):
