@@ -38,9 +38,13 @@ from .optimizers import (
     SGD,
     adam_learning_rate,
     BLOCKED_LAYER_SIZE,
+    FLUSH_INTERVAL,
+    H_TINY,
     ROW_BLOCKS,
+    flush_velocities,
     update_layer,
     update_rank1,
+    velocity_flush_threshold,
     zero_like,
 )
 from ._jit import jit
@@ -117,6 +121,18 @@ def _step_learning_rate(opt, lr, hyper, step, scratch):
         lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
     scratch[0] = lr
     return scratch[0]
+
+
+@jit
+def _flush_threshold(opt, hyper, state1):
+    """SGD with momentum: the velocity flush threshold, after flushing ``state1``
+    once (each epoch starts flushed); 0 for the optimizers that flush at every
+    step (or, plain SGD, keep no state)."""
+    if opt != SGD or hyper[H_MOMENTUM] == 0:
+        return 0.0
+    threshold = velocity_flush_threshold(float(hyper[H_MOMENTUM]), float(hyper[H_TINY]))
+    flush_velocities(state1, threshold)
+    return threshold
 
 
 @jit(inline="always")
@@ -354,6 +370,8 @@ def minibatch_epoch(
     total = 0.0
     info[0] = 0
     info[1] = STATUS_OK
+    flush_at = _flush_threshold(opt, hyper, state1)
+    n_steps = 0
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         loss_sum, sw_sum = _batch_loss_and_raw_gradients(
@@ -383,6 +401,9 @@ def minibatch_epoch(
         if not (math.isfinite(sq) and math.isfinite(bsq)):
             info[1] = STATUS_NONFINITE_WEIGHTS
             return total
+        n_steps += 1
+        if flush_at > 0 and n_steps % FLUSH_INTERVAL == 0:
+            flush_velocities(state1, flush_at)
     return total
 
 
@@ -432,6 +453,8 @@ def sgd_epoch(
     total = 0.0
     info[0] = 0
     info[1] = STATUS_OK
+    flush_at = _flush_threshold(opt, hyper, state1)
+    n_steps = 0
     # dense input: the next row's ``x @ W0`` is formed during this row's update
     z_next = np.empty(layer_sizes[1], dtype=params.dtype)
     sq_parts = np.empty(ROW_BLOCKS, dtype=params.dtype)
@@ -567,6 +590,9 @@ def sgd_epoch(
         if not (math.isfinite(sq) and math.isfinite(bsq)):
             info[1] = STATUS_NONFINITE_WEIGHTS
             return total
+        n_steps += 1
+        if flush_at > 0 and n_steps % FLUSH_INTERVAL == 0:
+            flush_velocities(state1, flush_at)
     return total
 
 

@@ -104,6 +104,35 @@ def adam_learning_rate(learning_rate, beta_1, beta_2, t):
     return learning_rate * math.sqrt(1.0 - beta_2**tf) / (1.0 - beta_1**tf)
 
 
+# SGD velocities are flushed every FLUSH_INTERVAL steps, not at every step
+FLUSH_INTERVAL = 64
+
+
+@jit
+def velocity_flush_threshold(momentum, tiny):
+    """Velocities below this magnitude are zeroed every ``FLUSH_INTERVAL`` steps.
+
+    A velocity that only decays (``v <- momentum * v``: a dead unit, no L2
+    term) falls by at most ``momentum ** FLUSH_INTERVAL`` between two flushes,
+    so zeroing everything below ``tiny / momentum ** FLUSH_INTERVAL`` keeps it
+    from ever going subnormal (subnormal arithmetic is 10-100x slower on x86,
+    and with ``momentum > 0.5`` the smallest subnormal never rounds to zero).
+    The factor is capped at ``2 ** 40``: a velocity that small cannot move a
+    weight in either float type. With ``momentum = 0`` there are no velocities.
+    """
+    if momentum <= 0 or momentum >= 1:
+        return tiny
+    return tiny * min(momentum ** -float(FLUSH_INTERVAL), 2.0**40)
+
+
+@jit
+def flush_velocities(S, threshold):
+    """Zero in place the elements of ``S`` whose magnitude is below ``threshold``."""
+    for i in range(S.shape[0]):
+        if abs(S[i]) < threshold:
+            S[i] = 0
+
+
 @jit(fastmath=UPDATE_FASTMATH)
 def update_rank1_fused(
     opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_next, k0, k1
@@ -152,6 +181,11 @@ def update_rank1_fused(
     so results may differ from scikit-learn's in the last bits (tests hold
     them to 1e-10 relative); NaN and inf keep their meaning, which the epoch
     loops rely on to stop.
+
+    Optimizer state below ``hyper[H_TINY]`` is flushed to zero here, except
+    SGD's velocities: the epoch loops flush those every ``FLUSH_INTERVAL``
+    steps (:func:`flush_velocities`), which keeps the per-weight SGD loop to
+    its arithmetic.
     """
     n = W.shape[1]
     fuse = x_next.shape[0] > 0
@@ -162,58 +196,66 @@ def update_rank1_fused(
     if opt == SGD:
         mom = hyper[H_MOMENTUM]
         nesterov = hyper[H_NESTEROV] != 0
-        # SGD, the per-sample workhorse, adds the next sample's forward inside
-        # the update loop (``xk * q``: one pass over the row instead of two,
-        # 14% faster); each loop is written twice, with and without it
-        for k in range(k0, k1):
-            ak = a[k] * inv_weight
+        # SGD, the per-sample workhorse, is kept to the fewest operations per
+        # weight: the learning rate is folded into the gradient's two terms
+        # (``lg = lr * g``), velocities are flushed by flush_velocities every
+        # FLUSH_INTERVAL steps rather than here, and the next sample's forward
+        # is added inside the update loop (``xk * q``: one pass over the row
+        # instead of two); each loop is written twice, with and without it
+        law = lr * alpha_w
+        for k in range(np.uint64(k0), np.uint64(k1)):
+            lak = lr * (a[k] * inv_weight)
             xk = x_next[k] if fuse else zero
             if mom == 0:
                 if xk != 0:
                     for j in range(n):
-                        q = W[k, j] - lr * (ak * d[j] + alpha_w * W[k, j])
+                        w = W[k, j]
+                        q = w - (lak * d[j] + law * w)
                         W[k, j] = q
                         sq += q * q
                         out_next[j] += xk * q
                 else:
                     for j in range(n):
-                        q = W[k, j] - lr * (ak * d[j] + alpha_w * W[k, j])
+                        w = W[k, j]
+                        q = w - (lak * d[j] + law * w)
                         W[k, j] = q
                         sq += q * q
             elif nesterov:
                 if xk != 0:
                     for j in range(n):
-                        g = ak * d[j] + alpha_w * W[k, j]
-                        v = flush(mom * S1[k, j] - lr * g, tiny)
+                        w = W[k, j]
+                        lg = lak * d[j] + law * w
+                        v = mom * S1[k, j] - lg
+                        q = (w - lg) + mom * v
                         S1[k, j] = v
-                        q = W[k, j] + (mom * v - lr * g)
                         W[k, j] = q
                         sq += q * q
                         out_next[j] += xk * q
                 else:
                     for j in range(n):
-                        g = ak * d[j] + alpha_w * W[k, j]
-                        v = flush(mom * S1[k, j] - lr * g, tiny)
+                        w = W[k, j]
+                        lg = lak * d[j] + law * w
+                        v = mom * S1[k, j] - lg
+                        q = (w - lg) + mom * v
                         S1[k, j] = v
-                        q = W[k, j] + (mom * v - lr * g)
                         W[k, j] = q
                         sq += q * q
             else:
                 if xk != 0:
                     for j in range(n):
-                        g = ak * d[j] + alpha_w * W[k, j]
-                        v = flush(mom * S1[k, j] - lr * g, tiny)
+                        w = W[k, j]
+                        v = mom * S1[k, j] - (lak * d[j] + law * w)
+                        q = w + v
                         S1[k, j] = v
-                        q = W[k, j] + v
                         W[k, j] = q
                         sq += q * q
                         out_next[j] += xk * q
                 else:
                     for j in range(n):
-                        g = ak * d[j] + alpha_w * W[k, j]
-                        v = flush(mom * S1[k, j] - lr * g, tiny)
+                        w = W[k, j]
+                        v = mom * S1[k, j] - (lak * d[j] + law * w)
+                        q = w + v
                         S1[k, j] = v
-                        q = W[k, j] + v
                         W[k, j] = q
                         sq += q * q
     elif opt == ADAM:
@@ -222,15 +264,16 @@ def update_rank1_fused(
         c1 = hyper[H_ONE_MINUS_BETA_1]
         c2 = hyper[H_ONE_MINUS_BETA_2]
         eps = hyper[H_EPSILON]
-        for k in range(k0, k1):
+        for k in range(np.uint64(k0), np.uint64(k1)):
             ak = a[k] * inv_weight
             for j in range(n):
-                g = ak * d[j] + alpha_w * W[k, j]
+                w = W[k, j]
+                g = ak * d[j] + alpha_w * w
                 m = flush(b1 * S1[k, j] + c1 * g, tiny)
                 v = flush(b2 * S2[k, j] + c2 * (g * g), tiny)
                 S1[k, j] = m
                 S2[k, j] = v
-                q = W[k, j] + (-lr * m) / (np.sqrt(v) + eps)
+                q = w + (-lr * m) / (np.sqrt(v) + eps)
                 W[k, j] = q
                 sq += q * q
             # the next sample's forward, while W[k] is in L1 (written out, not
@@ -244,13 +287,14 @@ def update_rank1_fused(
         rho = hyper[H_RHO] if opt == RMSPROP else one
         c = hyper[H_ONE_MINUS_RHO] if opt == RMSPROP else one
         eps = hyper[H_EPSILON]
-        for k in range(k0, k1):
+        for k in range(np.uint64(k0), np.uint64(k1)):
             ak = a[k] * inv_weight
             for j in range(n):
-                g = ak * d[j] + alpha_w * W[k, j]
+                w = W[k, j]
+                g = ak * d[j] + alpha_w * w
                 s = flush(rho * S1[k, j] + c * (g * g), tiny)
                 S1[k, j] = s
-                q = W[k, j] - lr * g / (np.sqrt(s) + eps)
+                q = w - lr * g / (np.sqrt(s) + eps)
                 W[k, j] = q
                 sq += q * q
             # the next sample's forward, while W[k] is in L1 (written out, not
@@ -263,15 +307,16 @@ def update_rank1_fused(
         rho = hyper[H_RHO]
         c = hyper[H_ONE_MINUS_RHO]
         eps = hyper[H_EPSILON]
-        for k in range(k0, k1):
+        for k in range(np.uint64(k0), np.uint64(k1)):
             ak = a[k] * inv_weight
             for j in range(n):
-                g = ak * d[j] + alpha_w * W[k, j]
+                w = W[k, j]
+                g = ak * d[j] + alpha_w * w
                 s = flush(rho * S1[k, j] + c * (g * g), tiny)
                 S1[k, j] = s
                 step = -np.sqrt(S2[k, j] + eps) / np.sqrt(s + eps) * g
                 S2[k, j] = flush(rho * S2[k, j] + c * (step * step), tiny)
-                q = W[k, j] + lr * step
+                q = w + lr * step
                 W[k, j] = q
                 sq += q * q
             # the next sample's forward, while W[k] is in L1 (written out, not

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastmlp.kernels as K
+from fastmlp.kernels import optimizers
 from fastmlp import Network, TrainingDiverged
 
 from . import reference as ref
@@ -316,3 +317,39 @@ def test_second_optimizer_state_only_where_used(solver, two):
     net = Network([4, 5, 2], random_state=0).set_optimizer(solver)
     assert (net._state2.size == net.params.size) is two
     assert net._state2.size in (0, net.params.size)
+
+
+def test_velocity_flush_threshold_and_flush():
+    tiny = np.finfo(np.float32).tiny
+    assert optimizers.velocity_flush_threshold(0.9, tiny) == pytest.approx(tiny * 0.9**-optimizers.FLUSH_INTERVAL)
+    assert optimizers.velocity_flush_threshold(0.1, tiny) == pytest.approx(tiny * 2.0**40)  # capped
+    assert optimizers.velocity_flush_threshold(0.0, tiny) == tiny
+    assert optimizers.velocity_flush_threshold(1.0, tiny) == tiny
+    S = np.array([0.0, 1e-40, -1e-40, 2e-36, -2e-36, 1.0, np.nan, -np.inf], dtype=np.float32)
+    optimizers.flush_velocities(S, 1e-36)
+    assert_array_equal(S, np.array([0, 0, 0, 2e-36, -2e-36, 1, np.nan, -np.inf], np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [1, 7])
+@pytest.mark.parametrize("momentum", [0.9, 0.6])
+def test_sgd_velocities_of_dead_units_never_go_subnormal(rng, dtype, batch_size, momentum):
+    # every hidden relu is dead and alpha = 0, so those velocities only decay
+    # (v <- momentum * v); without the flush they would sink to the smallest
+    # subnormal and stay there (momentum > 0.5 rounds it back up), which
+    # makes every later step on them 10-100x slower
+    X = rng.uniform(0.5, 1.0, (1000, 4))
+    Y = np.eye(3)[rng.randint(0, 3, 1000)]
+    net = Network([4, 6, 3], output="softmax", loss="log_loss", dtype=dtype, random_state=0)
+    net.coefs_ = [-np.ones((4, 6)), net.coefs_[1]]
+    net.set_optimizer("sgd", momentum=momentum, nesterov=True)
+    tiny = np.finfo(dtype).tiny
+    start = tiny * 1e6  # normal, and subnormal after a few hundred decays
+    n_coef = 4 * 6 + 6 * 3
+    net._state1[:n_coef] = start
+    net._state1[n_coef : n_coef + 6] = start  # hidden intercepts
+    net.train_epoch(X, Y, 0.01, batch_size=batch_size, order=rng.permutation(1000))
+    v = net._state1
+    assert not np.any((v != 0) & (np.abs(v) < tiny)), "subnormal velocities left"
+    assert np.all(v[: 4 * 6] == 0)  # decayed by momentum ** (1000 / batch_size): flushed
+    assert np.all(np.isfinite(v)) and np.any(v != 0)  # the output layer still moves
