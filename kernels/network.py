@@ -25,6 +25,7 @@ threshold.
 import math
 
 import numpy as np
+from numba import prange
 
 from .activations import activate_2d, activate_hidden, backprop_activation
 from .dense import add_bias_rows, affine_csr_row, affine_vector
@@ -42,8 +43,10 @@ from .optimizers import (
     H_TINY,
     ROW_BLOCKS,
     flush_velocities,
+    sum_block_parts,
     update_layer,
     update_rank1,
+    update_rank1_fused,
     velocity_flush_threshold,
     zero_like,
 )
@@ -471,7 +474,20 @@ def sgd_epoch(
     d_all = dbuf[:n_units]
     outer = np.empty(_outer_size(layer_sizes), dtype=params.dtype)
     W0 = weight_view(params, w_off, layer_sizes, 0)
+    V01 = weight_view(state1, w_off, layer_sizes, 0)
+    V02 = weight_view(state2, w_off, layer_sizes, 0)
     b0 = bias_view(params, b_off, layer_sizes, 0)
+    # threaded, dense, a blocked first layer and only small layers above it:
+    # the upper layers are stepped inside the first layer's parallel region
+    n_blocks0 = min(ROW_BLOCKS, layer_sizes[0])
+    overlap = (
+        threaded and not is_sparse and n_blocks0 > 1
+        and layer_sizes[0] * layer_sizes[1] >= BLOCKED_LAYER_SIZE
+    )
+    for l in range(1, n_weight_layers):
+        if layer_sizes[l] * layer_sizes[l + 1] >= BLOCKED_LAYER_SIZE:
+            overlap = False
+    upper_out = np.zeros(2, dtype=params.dtype)
     for s in range(n):
         i = order[s]
         w = sample_weight[i]
@@ -527,65 +543,53 @@ def sgd_epoch(
         # update: every layer from its input activations and its delta
         lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / w
-        sq = zero
-        for l in range(n_weight_layers):
-            fo = layer_sizes[l + 1]
-            d = dbuf[unit_off[l + 1] : unit_off[l + 1] + fo]
-            if l > 0 and fo < SHORT_ROW and outer.shape[0] >= layer_sizes[l] * fo:
-                # short rows: the outer product first, then one flat step (a loop
-                # of fo elements per row costs more in per-row overhead than work)
-                fi = layer_sizes[l]
-                size = fi * fo
-                start = unit_off[l]
-                for k in range(fi):
-                    ak = abuf[start + k]
-                    for j in range(fo):
-                        outer[k * fo + j] = ak * d[j]
-                unit[0] = one
-                sq += update_rank1(
-                    opt, _row(params, w_off[l], w_off[l] + size),
-                    _row(state1, w_off[l], w_off[l] + size),
-                    _row(state2, w_off[l], w_off[l] + size), unit, outer[:size], alpha, inv,
-                    lr_t, hyper,
-                )
-                continue
-            W = weight_view(params, w_off, layer_sizes, l)
-            V1 = weight_view(state1, w_off, layer_sizes, l)
-            V2 = weight_view(state2, w_off, layer_sizes, l)
-            if l > 0:
-                a = abuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
-                sq += update_layer(
-                    opt, W, V1, V2, a, d, alpha, inv, lr_t, hyper, no_rows, no_rows, threaded,
-                    sq_parts, out_parts,
-                )
-            elif not is_sparse:
+        d0 = dbuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
+        if overlap and s_next < n:
+            # the first layer's row blocks and the upper layers in one parallel
+            # region (the upper layers as one more task, on the first thread)
+            _step_first_and_upper_threaded(
+                opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper,
+                X_dense[order[s_next]], n_blocks0, sq_parts, out_parts, params, state1, state2,
+                layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1, SB2, d_all,
+                upper_out,
+            )
+            sq0 = sum_block_parts(sq_parts, out_parts, n_blocks0, z_next)
+            pending = s_next
+            sq_up = upper_out[0]
+            bsq = upper_out[1]
+        else:
+            if not is_sparse:
                 if s_next < n:
-                    sq += update_layer(
-                        opt, W, V1, V2, X_dense[i], d, alpha, inv, lr_t, hyper,
+                    sq0 = update_layer(
+                        opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper,
                         X_dense[order[s_next]], z_next, threaded, sq_parts, out_parts,
                     )
                     pending = s_next
                 else:
-                    sq += update_layer(
-                        opt, W, V1, V2, X_dense[i], d, alpha, inv, lr_t, hyper, no_rows, no_rows,
-                        threaded, sq_parts, out_parts,
+                    sq0 = update_layer(
+                        opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper, no_rows,
+                        no_rows, threaded, sq_parts, out_parts,
                     )
             elif sparse_rows_only:
+                sq0 = zero
                 for p in range(X_indptr[i], X_indptr[i + 1]):
                     k = X_indices[p]
                     unit[0] = X_data[p]
-                    sq += update_rank1(
-                        opt, W[k : k + 1], V1[k : k + 1], V2[k : k + 1], unit, d, alpha, inv,
+                    sq0 += update_rank1(
+                        opt, W0[k : k + 1], V01[k : k + 1], V02[k : k + 1], unit, d0, alpha, inv,
                         lr_t, hyper,
                     )
             else:
                 for p in range(X_indptr[i], X_indptr[i + 1]):
                     xwork[X_indices[p]] = X_data[p]
-                sq += update_rank1(opt, W, V1, V2, xwork, d, alpha, inv, lr_t, hyper)
+                sq0 = update_rank1(opt, W0, V01, V02, xwork, d0, alpha, inv, lr_t, hyper)
                 for p in range(X_indptr[i], X_indptr[i + 1]):
                     xwork[X_indices[p]] = 0
-        unit[0] = one
-        bsq = update_rank1(opt, B, SB1, SB2, unit, d_all, zero, inv, lr_t, hyper)
+            sq_up, bsq = _update_upper_layers(
+                opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer,
+                unit, B, SB1, SB2, d_all, alpha, inv, lr_t, hyper, threaded, sq_parts, out_parts,
+            )
+        sq = sq0 + sq_up
         info[0] = s + 1
         if not (math.isfinite(sq) and math.isfinite(bsq)):
             info[1] = STATUS_NONFINITE_WEIGHTS
@@ -594,6 +598,85 @@ def sgd_epoch(
         if flush_at > 0 and n_steps % FLUSH_INTERVAL == 0:
             flush_velocities(state1, flush_at)
     return total
+
+
+@jit
+def _update_upper_layers(
+    opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1,
+    SB2, d_all, alpha, inv, lr_t, hyper, threaded, sq_parts, out_parts,
+):
+    """One sample's step of every layer but the first, then of all intercepts.
+
+    Returns the sum of squares of those layers' updated weights and that of
+    the intercepts."""
+    zero = zero_like(alpha)
+    one = zero + np.float32(1)
+    no_rows = d_all[:0]
+    sq = zero
+    for l in range(1, layer_sizes.shape[0] - 1):
+        fi = layer_sizes[l]
+        fo = layer_sizes[l + 1]
+        d = dbuf[unit_off[l + 1] : unit_off[l + 1] + fo]
+        if fo < SHORT_ROW and outer.shape[0] >= fi * fo:
+            # short rows: the outer product first, then one flat step (a loop
+            # of fo elements per row costs more in per-row overhead than work)
+            size = fi * fo
+            start = unit_off[l]
+            for k in range(fi):
+                ak = abuf[start + k]
+                for j in range(fo):
+                    outer[k * fo + j] = ak * d[j]
+            unit[0] = one
+            sq += update_rank1(
+                opt, _row(params, w_off[l], w_off[l] + size),
+                _row(state1, w_off[l], w_off[l] + size),
+                _row(state2, w_off[l], w_off[l] + size), unit, outer[:size], alpha, inv,
+                lr_t, hyper,
+            )
+        else:
+            sq += update_layer(
+                opt, weight_view(params, w_off, layer_sizes, l),
+                weight_view(state1, w_off, layer_sizes, l),
+                weight_view(state2, w_off, layer_sizes, l),
+                abuf[unit_off[l] : unit_off[l] + fi], d, alpha, inv, lr_t, hyper, no_rows,
+                no_rows, threaded, sq_parts, out_parts,
+            )
+    unit[0] = one
+    bsq = update_rank1(opt, B, SB1, SB2, unit, d_all, zero, inv, lr_t, hyper)
+    return sq, bsq
+
+
+@jit(parallel=True)
+def _step_first_and_upper_threaded(
+    opt, W0, V01, V02, x, d0, alpha, inv, lr_t, hyper, x_next, n_blocks, sq_parts, out_parts,
+    params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1, SB2,
+    d_all, upper_out,
+):
+    """The first layer's step in ``n_blocks`` row blocks (as :func:`update_layer`,
+    with the next sample's ``x_next @ W0`` in ``out_parts``) and, as one more
+    task, :func:`_update_upper_layers`, whose two sums go to ``upper_out``.
+
+    Task 0 (the upper layers) goes to the first thread, which would otherwise
+    finish its blocks first. Returns nothing: reduce the parts with
+    :func:`sum_block_parts`."""
+    m_rows, n = W0.shape
+    for c in prange(n_blocks + 1):
+        if c == 0:
+            sq_up, bsq = _update_upper_layers(
+                opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer,
+                unit, B, SB1, SB2, d_all, alpha, inv, lr_t, hyper, False, sq_parts[:0],
+                out_parts[:0],
+            )
+            upper_out[0] = sq_up
+            upper_out[1] = bsq
+        else:
+            b = c - 1
+            for j in range(n):  # zeroed here: each block's part stays in its thread's cache
+                out_parts[b, j] = 0
+            sq_parts[b] = update_rank1_fused(
+                opt, W0, V01, V02, x, d0, alpha, inv, lr_t, hyper, x_next, out_parts[b, :n],
+                b * m_rows // n_blocks, (b + 1) * m_rows // n_blocks,
+            )
 
 
 SHORT_ROW = 32

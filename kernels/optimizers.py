@@ -382,10 +382,21 @@ def update_layer(
                 opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_parts[c, :n],
                 c * m_rows // n_blocks, (c + 1) * m_rows // n_blocks,
             )
-    sq = zero_like(alpha)
+    return sum_block_parts(sq_parts, out_parts, n_blocks, out_next if fuse else out_next[:0])
+
+
+@jit
+def sum_block_parts(sq_parts, out_parts, n_blocks, out_next):
+    """The row blocks' results, added in block order (whatever thread ran them).
+
+    Returns the sum of ``sq_parts[:n_blocks]``; when ``out_next`` is not
+    empty, it receives the sum of the blocks' rows of ``out_parts``.
+    """
+    sq = zero_like(sq_parts[0])
     for c in range(n_blocks):
         sq += sq_parts[c]
-    if fuse:
+    n = out_next.shape[0]
+    if n > 0:
         for j in range(n):
             out_next[j] = out_parts[0, j]
         for c in range(1, n_blocks):

@@ -160,23 +160,28 @@ def test_full_batch_epoch_is_one_step_on_the_full_gradient(rng):
 
 
 @pytest.mark.parametrize("solver,options", [SOLVERS[2], SOLVERS[3]])
+@pytest.mark.parametrize("sizes", [[300, 128, 3], [300, 128, 40, 3], [300, 128, 300, 3]])
 def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
-    rng, monkeypatch, solver, options
+    rng, monkeypatch, solver, options, sizes
 ):
     # 300 x 128 weights is above BLOCKED_LAYER_SIZE: the first layer is updated
     # in row blocks (on the thread pool when threaded), fused with the next
-    # row's forward pass. Threaded and serial runs must agree exactly.
+    # row's forward pass; small upper layers (128 x 3, 128 x 40) are stepped in
+    # the same parallel region, a big one (128 x 300) in blocks of its own.
+    # Threaded and serial runs must agree exactly.
     import fastmlp.network as network_module
 
     assert 300 * 128 >= K.optimizers.BLOCKED_LAYER_SIZE
+    assert 128 * 40 < K.optimizers.BLOCKED_LAYER_SIZE <= 128 * 300
     X = rng.rand(12, 300)
     X[rng.rand(*X.shape) < 0.3] = 0.0
     Y = np.eye(3)[rng.randint(0, 3, 12)]
     order = rng.permutation(12)
+    hidden = ["relu"] * (len(sizes) - 2)
     results = []
     for threaded in (False, True):
         monkeypatch.setattr(network_module, "threads_usable", lambda: threaded)
-        net = Network([300, 128, 3], activation="relu", output="softmax", loss="log_loss",
+        net = Network(sizes, activation=hidden, output="softmax", loss="log_loss",
                       random_state=0)
         net.set_optimizer(solver, **options)
         loss = net.train_epoch(X, Y, 0.05, batch_size=1, order=order, alpha=0.01)
@@ -184,15 +189,15 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
     assert results[0][0] == results[1][0]
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
-    net = Network([300, 128, 3], activation="relu", output="softmax", loss="log_loss",
-                  random_state=0)
+    net = Network(sizes, activation=hidden, output="softmax", loss="log_loss", random_state=0)
+    n_layers = len(sizes) - 1
     params = [c.copy() for c in net.coefs_] + [b.copy() for b in net.intercepts_]
     opt = ref.Optimizer(solver, params, 0.05, **options)
     expected_loss = 0.0
     for i in order:
         loss, cg, ig = ref.loss_and_gradients(
-            X[i : i + 1], Y[i : i + 1], params[:2], params[2:], ["relu"], "softmax", "log_loss",
-            alpha=0.01,
+            X[i : i + 1], Y[i : i + 1], params[:n_layers], params[n_layers:], hidden, "softmax",
+            "log_loss", alpha=0.01,
         )
         expected_loss += loss
         opt.step(params, cg + ig)
