@@ -455,20 +455,21 @@ class Network:
             raise ValueError(f"sample_weight must have shape ({n},), got {sw.shape}")
         return sw
 
-    def _buffer(self, batch_max):
+    def _buffer(self, batch_max, inputs=True):
         """Activation, delta, gate and input buffers for ``batch_max`` rows
         (reused across calls); the gate buffer is empty unless a hidden layer
-        is GELU or has dropout."""
-        bufs = self._buffers.get(batch_max)
+        is GELU or has dropout, the input buffer unless ``inputs`` (batches of
+        shuffled rows are gathered there; rows taken in order are not)."""
+        bufs = self._buffers.get((batch_max, inputs))
         if bufs is None:
             units = sum(self.layer_sizes[1:])
             bufs = (
                 np.zeros(batch_max * units, dtype=self.dtype),
                 np.zeros(batch_max * units, dtype=self.dtype),
                 np.zeros(batch_max * units if self._needs_gates() else 0, dtype=self.dtype),
-                np.zeros((batch_max, self.layer_sizes[0]), dtype=self.dtype),
+                np.zeros((batch_max if inputs else 0, self.layer_sizes[0]), dtype=self.dtype),
             )
-            self._buffers[batch_max] = bufs
+            self._buffers[(batch_max, inputs)] = bufs
         return bufs
 
     def release_buffers(self):
@@ -516,7 +517,7 @@ class Network:
         # several threads at once on one fitted network
         chunk = min(PREDICT_CHUNK, max(n, 1))
         abuf = np.empty(chunk * int(sizes[1:].sum()), dtype=self.dtype)
-        xbuf = np.empty((0 if is_sparse else chunk, self.layer_sizes[0]), dtype=self.dtype)
+        xbuf = np.empty((0, self.layer_sizes[0]), dtype=self.dtype)  # rows go in order
         K.predict_batches(
             Xd, data, indices, indptr, is_sparse, params, sizes, codes,
             self.leaky_relu_slope, out, abuf, xbuf,
@@ -571,7 +572,7 @@ class Network:
         sw = self._weights(sample_weight, n)
         if not sw.sum() > 0:
             raise ValueError("sample weights sum to zero")
-        abuf, dbuf, gbuf, xbuf = self._buffer(n)
+        abuf, dbuf, gbuf, xbuf = self._buffer(n, inputs=False)
         grads = np.empty_like(self._params)
         loss = K.loss_and_gradients(
             Xd, data, indices, indptr, is_sparse, Y, sw, self._params, self._sizes,

@@ -158,14 +158,16 @@ def _gate(gbuf, batch_max, unit_off, layer_sizes, l, nb):
 
 @jit
 def _forward_batch(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+    X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
     drop_rates, rng_state, abuf, gbuf, xbuf,
 ):
     """Rows ``order[start:start + nb]`` through every layer; output left as ``z``.
 
     Hidden layers go through :func:`activate_hidden` (gates and dropout when
-    ``gbuf`` is not empty)."""
+    ``gbuf`` is not empty). Dense rows are gathered into ``xbuf`` for the
+    gemm, unless ``in_order`` (``order`` is ``arange``: the rows are a slice
+    of ``X_dense`` already, and ``xbuf`` may be empty)."""
     n_weight_layers = layer_sizes.shape[0] - 1
     out = _block(abuf, batch_max, unit_off, layer_sizes, 1, nb)
     if is_sparse:
@@ -176,6 +178,9 @@ def _forward_batch(
                 weight_view(params, w_off, layer_sizes, 0), bias_view(params, b_off, layer_sizes, 0),
                 out[r],
             )
+    elif in_order:  # (two branches: a read-only X_dense has a type of its own)
+        np.dot(X_dense[start : start + nb], weight_view(params, w_off, layer_sizes, 0), out)
+        add_bias_rows(out, bias_view(params, b_off, layer_sizes, 0))
     else:
         xb = xbuf[:nb]
         for r in range(nb):
@@ -196,7 +201,7 @@ def _forward_batch(
 
 @jit
 def _backward_batch(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+    X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
     abuf, dbuf, gbuf, xbuf, grads,
 ):
@@ -220,6 +225,8 @@ def _backward_batch(
                     v = X_data[p]
                     for j in range(fo):
                         Gk[j] += v * delta[r, j]
+        elif in_order:
+            np.dot(X_dense[start : start + nb].T, delta, G)
         else:
             np.dot(xbuf[:nb].T, delta, G)
         gb = b_off[l]
@@ -240,7 +247,7 @@ def _backward_batch(
 
 @jit
 def _batch_loss_and_raw_gradients(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, start, nb,
+    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
     rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
 ):
@@ -251,7 +258,7 @@ def _batch_loss_and_raw_gradients(
     """
     n_weight_layers = layer_sizes.shape[0] - 1
     z = _forward_batch(
-        X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+        X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
         params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
         drop_rates, rng_state, abuf, gbuf, xbuf,
     )
@@ -271,7 +278,7 @@ def _batch_loss_and_raw_gradients(
             for j in range(delta.shape[1]):
                 delta[r, j] *= w
     _backward_batch(
-        X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+        X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
         params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
         abuf, dbuf, gbuf, xbuf, grads,
     )
@@ -285,8 +292,8 @@ def predict_batches(
 ):
     """Output activations of every row of X into ``out``, in chunks of the buffers' size.
 
-    ``abuf`` holds ``batch_max`` rows of every layer's units, ``xbuf`` is
-    ``(batch_max, n_features)`` for dense input.
+    ``abuf`` holds ``batch_max`` rows of every layer's units; ``xbuf`` is
+    not used (the rows go in order: dense chunks are slices of ``X_dense``).
     """
     w_off, b_off, unit_off = layout(layer_sizes)
     n_weight_layers = layer_sizes.shape[0] - 1
@@ -301,7 +308,7 @@ def predict_batches(
     for start in range(0, n, batch_max):
         nb = min(batch_max, n - start)
         z = _forward_batch(
-            X_dense, X_data, X_indices, X_indptr, is_sparse, order, start, nb,
+            X_dense, X_data, X_indices, X_indptr, is_sparse, order, True, start, nb,
             params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
             no_dropout, rng_state, abuf, no_gates, xbuf,
         )
@@ -318,7 +325,8 @@ def loss_and_gradients(
 
     ``loss = loss_scale * sum(w_i * loss_i) / sum(w) + 0.5 * alpha * ||W||^2 / sum(w)``;
     ``grads`` receives ``(A.T @ delta + alpha * W) / sum(w)`` and ``sum(delta) / sum(w)``
-    in the packed layout. The buffers must hold all rows at once. No dropout:
+    in the packed layout. The buffers must hold all rows at once (``xbuf`` is
+    not used: the rows are taken in order, straight from ``X_dense``). No dropout:
     the objective stays deterministic (L-BFGS, gradient checks).
     """
     w_off, b_off, unit_off = layout(layer_sizes)
@@ -327,7 +335,7 @@ def loss_and_gradients(
     no_dropout = np.zeros(layer_sizes.shape[0] - 1)
     rng_state = np.zeros(1, dtype=np.uint64)
     loss_sum, sw_sum = _batch_loss_and_raw_gradients(
-        X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, 0, n,
+        X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, True, 0, n,
         params, layer_sizes, w_off, b_off, unit_off, n, act_codes, act_param, no_dropout,
         rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
     )
@@ -378,7 +386,8 @@ def minibatch_epoch(
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         loss_sum, sw_sum = _batch_loss_and_raw_gradients(
-            X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, start, nb,
+            X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, False,
+            start, nb,
             params, layer_sizes, w_off, b_off, unit_off, batch_size, act_codes, act_param,
             drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
         )
