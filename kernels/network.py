@@ -360,7 +360,8 @@ def minibatch_epoch(
     Batches are ``order[s:s + batch_size]`` (the last one possibly shorter), as
     scikit-learn's ``gen_batches``; each step uses the batch's gradient
     ``(A.T @ delta + alpha * W) / sum(w)``. A full-batch epoch is
-    ``batch_size = len(order)``.
+    ``batch_size = len(order)``. SGD velocities are flushed as in
+    :func:`sgd_epoch`, at the start and every ``FLUSH_INTERVAL`` steps.
 
     Returns the sum over batches of ``batch_loss * batch_rows`` (divide by the
     number of rows for scikit-learn's ``loss_``). ``step[0]`` (Adam's step
@@ -441,7 +442,13 @@ def sgd_epoch(
     ``xwork`` (length n_features, zero on entry and on exit).
 
     With ``threaded``, big layers are updated on Numba's thread pool in row
-    blocks (:func:`update_layer`); the result is the same bit for bit.
+    blocks (:func:`update_layer`); when the first layer is big and every layer
+    above it small, those are stepped as one more task of the first layer's
+    parallel region (:func:`_step_first_and_upper_threaded`). The result is
+    the same bit for bit either way.
+
+    SGD velocities are flushed of would-be subnormals at the start and every
+    ``FLUSH_INTERVAL`` samples (:func:`fastmlp.kernels.optimizers.flush_velocities`).
 
     Dropout masks are drawn per sample, layer by layer, unit by unit, from
     ``rng_state``, in the order :func:`minibatch_epoch` draws them, so both
