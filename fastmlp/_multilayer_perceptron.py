@@ -442,6 +442,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         loss_scale = self._loss_scale()
         progress = self.verbose is not True and self.verbose >= 2
         try:
+            epochs = network.training_threads(batch_size)
+            epochs.__enter__()
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
@@ -506,6 +508,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:
+            epochs.__exit__(None, None, None)
             if progress:
                 print(file=sys.stdout)
         if early_stopping:

@@ -8,6 +8,8 @@ in, arrays out. Weights live in one flat vector packed as scikit-learn's
 
 import numbers
 import os
+import threading
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numba
@@ -58,12 +60,15 @@ if hasattr(os, "register_at_fork"):
 
 
 def threads_usable():
-    """Whether per-sample epochs may update big layers on Numba's thread pool.
+    """Whether kernels may run on Numba's thread pool: per-sample epochs
+    updating big layers, mini-batch epochs and predictions split in halves.
 
     Only with a thread-safe, low-latency threading layer (OpenMP or TBB; the
     fallback 'workqueue' layer is neither), more than one Numba thread, outside
     a process forked from this one (GNU OpenMP aborts there), and unless
-    ``FASTMLP_THREADS=0``. Threaded and serial epochs give identical results.
+    ``FASTMLP_THREADS=0``. Threaded and serial per-sample epochs give identical
+    results; split mini-batch epochs equal serial ones up to rounding (the
+    gradient is summed in two parts), whatever the number of threads.
     """
     if _forked_child or os.environ.get("FASTMLP_THREADS", "1") in ("0", "false", "no"):
         return False
@@ -81,6 +86,67 @@ def threads_usable():
             return False
     return layer in ("omp", "tbb")
 
+
+
+# A mini-batch epoch splits each batch over two threads (``minibatch_epoch_threaded``)
+# from this many rows x parameters per batch and this many rows: below them, the
+# two parallel regions per batch (a few microseconds) and the second gradient
+# buffer to write and add (a pass over the weights) cost more than the halves
+# save (measured: 784-128-10 at batch 8 ran 1.7x slower split, 100-256-10 at
+# batch 16 1.2x slower; at batch 32 both break even, at 64 and up split wins).
+SPLIT_BATCH_WORK = 1 << 16
+SPLIT_BATCH_MIN_ROWS = 32
+SPLIT_PREDICT_MIN_ROWS = 64
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = []  # (library controller, its thread count) while users > 0
+_blas_controllers = None
+
+
+def _blas_libraries():
+    """threadpoolctl's controllers of the loaded BLAS libraries (found once),
+    among them the one the kernels' ``np.dot`` calls (SciPy's)."""
+    global _blas_controllers
+    if _blas_controllers is None:
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (Numba's BLAS: make sure it is loaded)
+            from threadpoolctl import ThreadpoolController
+
+            _blas_controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:
+            _blas_controllers = []
+    return _blas_controllers
+
+
+@contextmanager
+def blas_on_one_thread():
+    """Run the block with every BLAS library on one thread; yields whether it could.
+
+    The split mini-batch epoch calls BLAS from two threads of its own: a BLAS
+    pool of two more would spin against them on the same cores. Nested and
+    concurrent uses are counted; the last one out restores the thread counts.
+    """
+    global _blas_users
+    libraries = _blas_libraries()
+    if not libraries:
+        yield False
+        return
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved[:] = [(lib, lib.num_threads) for lib in libraries]
+            for lib in libraries:
+                lib.set_num_threads(1)
+        _blas_users += 1
+    try:
+        yield True
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for lib, n_threads in _blas_saved:
+                    lib.set_num_threads(n_threads)
+                _blas_saved.clear()
 
 def largest_magnitude(A):
     """Largest ``|value|`` of the finite array or sparse matrix ``A`` (0 if empty)."""
@@ -515,13 +581,25 @@ class Network:
         out = np.empty((n, sizes[-1]), dtype=self.dtype)
         # fresh buffers, not the cached training ones: predict may run in
         # several threads at once on one fitted network
-        chunk = min(PREDICT_CHUNK, max(n, 1))
-        abuf = np.empty(chunk * int(sizes[1:].sum()), dtype=self.dtype)
         xbuf = np.empty((0, self.layer_sizes[0]), dtype=self.dtype)  # rows go in order
-        K.predict_batches(
-            Xd, data, indices, indptr, is_sparse, params, sizes, codes,
-            self.leaky_relu_slope, out, abuf, xbuf,
-        )
+        units = int(sizes[1:].sum())
+        args = (Xd, data, indices, indptr, is_sparse, params, sizes, codes,
+                self.leaky_relu_slope, out)
+        if n >= 2 * SPLIT_PREDICT_MIN_ROWS and n * params.size >= SPLIT_BATCH_WORK and (
+            threads_usable()
+        ):
+            # rows split over Numba's two threads, each with one-thread BLAS:
+            # fastmlp then never wakes the BLAS pool, whose spinning threads
+            # would slow the next split training epoch (see blas_on_one_thread)
+            chunk = min(PREDICT_CHUNK, (n + 1) // 2)
+            with blas_on_one_thread() as one_thread:
+                if one_thread:
+                    K.predict_batches_threaded(
+                        *args, np.empty((2, chunk * units), dtype=self.dtype), xbuf
+                    )
+                    return out
+        chunk = min(PREDICT_CHUNK, max(n, 1))
+        K.predict_batches(*args, np.empty(chunk * units, dtype=self.dtype), xbuf)
         return out
 
     def predict(self, X):
@@ -685,14 +763,20 @@ class Network:
                 Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, gbuf,
                 xwork, info, threads_usable(),
             )
+        elif self._split_batches(batch_size):
+            with blas_on_one_thread() as one_thread:
+                if one_thread:
+                    total = K.minibatch_epoch_threaded(
+                        Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size,
+                        *common, *self._split_buffers(batch_size, is_sparse), info,
+                    )
+            if not one_thread:
+                total = self._minibatch_epoch(
+                    Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, common, info
+                )
         else:
-            abuf, dbuf, gbuf, xbuf = self._buffer(batch_size)
-            if is_sparse:
-                xbuf = np.empty((0, 0), dtype=self.dtype)
-            grads = np.empty_like(self._params)
-            total = K.minibatch_epoch(
-                Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, *common,
-                grads, abuf, dbuf, gbuf, xbuf, info,
+            total = self._minibatch_epoch(
+                Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, common, info
             )
         if info[1] != K.STATUS_OK:
             for array, before in zip(saved, backup):
@@ -704,6 +788,68 @@ class Network:
                 "weights restored to their values before the epoch"
             )
         return float(total) / max(len(order), 1)
+
+    def _minibatch_epoch(
+        self, Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, common, info
+    ):
+        abuf, dbuf, gbuf, xbuf = self._buffer(batch_size)
+        if is_sparse:
+            xbuf = np.empty((0, 0), dtype=self.dtype)
+        grads = np.empty_like(self._params)
+        return K.minibatch_epoch(
+            Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, *common,
+            grads, abuf, dbuf, gbuf, xbuf, info,
+        )
+
+    @contextmanager
+    def training_threads(self, batch_size):
+        """Context for a run of :meth:`train_epoch` calls at ``batch_size``.
+
+        When those epochs split their batches over Numba's threads, BLAS
+        stays on one thread for the whole run, the predictions and validation
+        losses between epochs included: switching between the two thread
+        pools costs more than either saves (a BLAS pool that has just run
+        keeps its threads spinning for about 0.1 s, and they slow the next
+        split epoch 2-4x). Otherwise it does nothing.
+        """
+        if batch_size > 1 and self._split_batches(batch_size):
+            with blas_on_one_thread():
+                yield
+        else:
+            yield
+
+    def _split_batches(self, batch_size):
+        """Whether mini-batch epochs split each batch over two threads: batches
+        big enough (:data:`SPLIT_BATCH_WORK`), no dropout (its masks are drawn
+        in row order) and a usable thread pool."""
+        return (
+            batch_size >= SPLIT_BATCH_MIN_ROWS
+            and batch_size * self._params.size >= SPLIT_BATCH_WORK
+            and not self._dropout.any()
+            and threads_usable()
+        )
+
+    def _split_buffers(self, batch_size, is_sparse):
+        """Work arrays of :func:`fastmlp.kernels.minibatch_epoch_threaded`, one
+        row per half batch: gradients, activations, deltas, gates, gathered
+        inputs, and the weight blocks' sums of squares (reused across calls)."""
+        key = ("split", batch_size, is_sparse)
+        bufs = self._buffers.get(key)
+        if bufs is None:
+            half = (batch_size + 1) // 2
+            units = sum(self.layer_sizes[1:])
+            gates = half * units if self._needs_gates() else 0
+            rows, width = (0, 0) if is_sparse else (half, self.layer_sizes[0])
+            bufs = (
+                np.zeros((2, self._params.size), dtype=self.dtype),
+                np.zeros((2, half * units), dtype=self.dtype),
+                np.zeros((2, half * units), dtype=self.dtype),
+                np.zeros((2, gates), dtype=self.dtype),
+                np.zeros((2, rows, width), dtype=self.dtype),
+                np.zeros(K.ROW_BLOCKS, dtype=self.dtype),
+            )
+            self._buffers[key] = bufs
+        return bufs
 
     def fit(
         self,
@@ -730,11 +876,12 @@ class Network:
         X = self.prepare(X)
         n = X.n_samples
         self.loss_curve_ = []
-        for _ in range(int(epochs)):
-            order = rng.permutation(n) if shuffle else None
-            self.loss_curve_.append(
-                self.train_epoch(X, Y, learning_rate, batch_size, order, alpha, sample_weight)
-            )
+        with self.training_threads(int(batch_size)):
+            for _ in range(int(epochs)):
+                order = rng.permutation(n) if shuffle else None
+                self.loss_curve_.append(
+                    self.train_epoch(X, Y, learning_rate, batch_size, order, alpha, sample_weight)
+                )
         return self
 
     def __repr__(self):

@@ -15,16 +15,19 @@ from .network import (
     layout,
     loss_and_gradients,
     minibatch_epoch,
+    minibatch_epoch_threaded,
     predict_batches,
+    predict_batches_threaded,
     sgd_epoch,
 )
-from .optimizers import N_HYPER, OPTIMIZER_CODES, make_hyper
+from .optimizers import N_HYPER, OPTIMIZER_CODES, ROW_BLOCKS, make_hyper
 
 __all__ = [
     "ACTIVATION_CODES",
     "LOSS_CODES",
     "N_HYPER",
     "OPTIMIZER_CODES",
+    "ROW_BLOCKS",
     "STATUS_NONFINITE_LOSS",
     "STATUS_NONFINITE_WEIGHTS",
     "STATUS_OK",
@@ -33,6 +36,8 @@ __all__ = [
     "loss_and_gradients",
     "make_hyper",
     "minibatch_epoch",
+    "minibatch_epoch_threaded",
     "predict_batches",
+    "predict_batches_threaded",
     "sgd_epoch",
 ]

@@ -80,14 +80,18 @@ def output_loss_and_delta(z, y, delta, out_code, loss_code, act_param, loss_para
         for j in range(1, n):
             if z[j] > m:
                 m = z[j]
+        # one exp per output (kept in delta), then p = e / sum as scikit-learn's
+        # softmax; the loss is taken from the log-sum-exp, not from log(p)
         total = 0.0
         for j in range(n):
-            total += math.exp(z[j] - m)
+            e = math.exp(z[j] - m)
+            delta[j] = e
+            total += e
         lse = m + math.log(total)
         for j in range(n):
             if y[j] != 0:
                 loss += y[j] * (lse - z[j])
-            p = math.exp(z[j] - lse)
+            p = delta[j] / total
             z[j] = p
             delta[j] = p - y[j]
         return loss

@@ -316,6 +316,27 @@ def predict_batches(
         out[start : start + nb] = z
 
 
+
+@jit(parallel=True)
+def predict_batches_threaded(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes, act_codes,
+    act_param, out, abuf, xbuf,
+):
+    """:func:`predict_batches` on two threads: the first ``ceil(n / 2)`` rows on
+    one, the rest on the other, each with its row of ``abuf`` (shape ``(2, m)``).
+
+    BLAS is called from both threads: limit it to one thread for the call."""
+    n = out.shape[0]
+    first = (n + 1) // 2
+    for h in prange(2):
+        r0 = h * first
+        r1 = first if h == 0 else n
+        # CSR rows: a slice of indptr still points into the whole data / indices
+        predict_batches(
+            X_dense[r0:r1], X_data, X_indices, X_indptr[r0 : r1 + 1], is_sparse, params,
+            layer_sizes, act_codes, act_param, out[r0:r1], abuf[h], xbuf,
+        )
+
 @jit
 def loss_and_gradients(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, params, layer_sizes,
@@ -418,6 +439,117 @@ def minibatch_epoch(
         if flush_at > 0 and n_steps % FLUSH_INTERVAL == 0:
             flush_velocities(state1, flush_at)
     return total
+
+
+
+@jit(parallel=True)
+def minibatch_epoch_threaded(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, batch_size,
+    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
+    loss_scale, opt, lr, hyper, state1, state2, step, grads, abuf, dbuf, gbuf, xbuf, sq_parts,
+    info,
+):
+    """:func:`minibatch_epoch` with each batch split in two halves, one per thread.
+
+    Each half (its first ``ceil(nb / 2)`` rows, then the rest) goes through the
+    forward pass, loss and backward pass on a thread of its own, with BLAS
+    calls on the calling thread: call it with BLAS limited to one thread, or
+    the two pools fight over the cores. The step is then taken in
+    ``sq_parts.shape[0]`` blocks of the weights, each adding the second
+    half's gradient to the first's and stepping its block. The split does
+    not depend on the number of threads, so neither do the results; they
+    equal :func:`minibatch_epoch`'s up to rounding (the gradient is summed
+    in two parts).
+
+    The work arrays carry a leading axis of 2 (one per half): ``grads``
+    ``(2, n_params)``; ``abuf``, ``dbuf``, ``gbuf`` and ``xbuf`` as
+    :func:`minibatch_epoch`'s for ``ceil(batch_size / 2)`` rows. Dropout
+    must be off: its stream is drawn in row order. Returns, and fills
+    ``info`` and ``step``, as :func:`minibatch_epoch`.
+    """
+    w_off, b_off, unit_off = layout(layer_sizes)
+    n = order.shape[0]
+    n_coef = b_off[0]
+    n_params = params.shape[0]
+    half_max = (batch_size + 1) // 2
+    n_blocks = sq_parts.shape[0]
+    alpha = hyper[H_ALPHA]
+    zero = zero_like(alpha)
+    one = zero + np.float32(1)
+    unit = np.ones(1, dtype=params.dtype)
+    scratch = np.empty(1, dtype=params.dtype)
+    half_loss = np.zeros(2)
+    half_weight = np.zeros(2)
+    sq = coef_sq_norm(params, n_coef)
+    total = 0.0
+    info[0] = 0
+    info[1] = STATUS_OK
+    flush_at = _flush_threshold(opt, hyper, state1)
+    n_steps = 0
+    for start in range(0, n, batch_size):
+        nb = min(batch_size, n - start)
+        first = (nb + 1) // 2
+        for h in prange(2):
+            h_start = start + h * first
+            h_rows = first if h == 0 else nb - first
+            if h_rows > 0:
+                result = _batch_loss_and_raw_gradients(
+                    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+                    False, h_start, h_rows, params, layer_sizes, w_off, b_off, unit_off,
+                    half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
+                    loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h], grads[h],
+                )
+                half_loss[h] = result[0]
+                half_weight[h] = result[1]
+            else:
+                half_loss[h] = 0.0
+                half_weight[h] = 0.0
+        loss_sum = half_loss[0] + half_loss[1]
+        sw_sum = half_weight[0] + half_weight[1]
+        if sw_sum == 0:  # a batch of zero-weight rows carries no gradient
+            info[0] = start + nb
+            continue
+        batch_loss = loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
+        if not math.isfinite(batch_loss):
+            info[1] = STATUS_NONFINITE_LOSS
+            return total
+        total += batch_loss * nb
+        lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
+        inv = one / sw_sum
+        both = nb > 1
+        for c in prange(n_blocks):
+            # block edges on multiples of 8 values: no cache line shared by two threads
+            i0 = (c * n_coef // n_blocks) // 8 * 8
+            i1 = n_coef if c == n_blocks - 1 else ((c + 1) * n_coef // n_blocks) // 8 * 8
+            _add_half_gradients(grads, i0, i1, both)
+            sq_parts[c] = update_rank1(
+                opt, _row(params, i0, i1), _row(state1, i0, i1), _row(state2, i0, i1), unit,
+                grads[0, i0:i1], alpha, inv, lr_t, hyper,
+            )
+        _add_half_gradients(grads, n_coef, n_params, both)
+        bsq = update_rank1(
+            opt, _row(params, n_coef, n_params), _row(state1, n_coef, n_params),
+            _row(state2, n_coef, n_params), unit, grads[0, n_coef:], zero, inv, lr_t, hyper,
+        )
+        sq = zero
+        for c in range(n_blocks):
+            sq += sq_parts[c]
+        info[0] = start + nb
+        if not (math.isfinite(sq) and math.isfinite(bsq)):
+            info[1] = STATUS_NONFINITE_WEIGHTS
+            return total
+        n_steps += 1
+        if flush_at > 0 and n_steps % FLUSH_INTERVAL == 0:
+            flush_velocities(state1, flush_at)
+    return total
+
+
+@jit(inline="always")
+def _add_half_gradients(grads, i0, i1, both):
+    """``grads[0, i0:i1] += grads[1, i0:i1]`` when the second half had rows."""
+    if both:
+        for i in range(i0, i1):
+            grads[0, i] += grads[1, i]
 
 
 @jit

@@ -358,3 +358,160 @@ def test_sgd_velocities_of_dead_units_never_go_subnormal(rng, dtype, batch_size,
     assert not np.any((v != 0) & (np.abs(v) < tiny)), "subnormal velocities left"
     assert np.all(v[: 4 * 6] == 0)  # decayed by momentum ** (1000 / batch_size): flushed
     assert np.all(np.isfinite(v)) and np.any(v != 0)  # the output layer still moves
+
+
+@pytest.fixture
+def split_everywhere(monkeypatch):
+    """Mini-batch epochs and predictions split over two threads at any size,
+    counting the calls of the split kernels (``calls``)."""
+    import fastmlp.network as network_module
+
+    monkeypatch.setattr(network_module, "SPLIT_BATCH_WORK", 0)
+    monkeypatch.setattr(network_module, "SPLIT_BATCH_MIN_ROWS", 2)
+    monkeypatch.setattr(network_module, "SPLIT_PREDICT_MIN_ROWS", 1)
+    monkeypatch.setattr(network_module, "threads_usable", lambda: True)
+    calls = {"epoch": 0, "predict": 0}
+    for name, key in (("minibatch_epoch_threaded", "epoch"),
+                      ("predict_batches_threaded", "predict")):
+        kernel = getattr(K, name)
+
+        def spy(*args, _kernel=kernel, _key=key):
+            calls[_key] += 1
+            return _kernel(*args)
+
+        monkeypatch.setattr(K, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("batch_size", [2, 5, 8, 23])
+@pytest.mark.parametrize("solver,options", SOLVERS)
+@pytest.mark.parametrize("hidden", [["tanh", "relu"], ["gelu", "relu"]])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_split_minibatch_epoch_equals_python_loop_over_batches(
+    rng, split_everywhere, batch_size, solver, options, hidden, sparse
+):
+    # each batch in two halves on two threads, gradients summed, the step in
+    # blocks: the same epoch as the reference up to rounding; zero-weight
+    # rows, odd batches and a last batch of one row (23 = 2 * 11 + 1) included
+    net, X, Y = _problem(rng)
+    net = Network(net.layer_sizes, activation=hidden, output="softmax", loss="log_loss",
+                  random_state=0)
+    sw = rng.uniform(0.5, 2.0, X.shape[0])
+    sw[[2, 3]] = 0.0
+    order = rng.permutation(X.shape[0])
+    params = [c.copy() for c in net.coefs_] + [b.copy() for b in net.intercepts_]
+    opt = ref.Optimizer(solver, params, 0.05, **options)
+    expected = 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        if sw[idx].sum() == 0:  # skipped: no gradient, no loss
+            continue
+        loss, cg, ig = ref.loss_and_gradients(
+            X[idx], Y[idx], params[:3], params[3:], hidden, "softmax", "log_loss",
+            alpha=0.01, sw=sw[idx],
+        )
+        expected += loss * len(idx)
+        opt.step(params, cg + ig)
+    net.set_optimizer(solver, **options)
+    Xin = sp.csr_matrix(X) if sparse else X
+    got = net.train_epoch(Xin, Y, 0.05, batch_size, order, alpha=0.01, sample_weight=sw)
+    assert split_everywhere["epoch"] == 1
+    assert got == pytest.approx(expected / len(order), rel=1e-12)
+    for g, e in zip(net.coefs_ + net.intercepts_, params):
+        assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("solver,options", [SOLVERS[2], SOLVERS[3]])
+def test_split_epoch_does_not_depend_on_the_thread_count(
+    rng, monkeypatch, split_everywhere, dtype, solver, options
+):
+    # the batch split is fixed, so one thread and two give the same bits
+    # (and a race between the two halves or the step's blocks would not)
+    import numba
+    X = rng.rand(300, 300).astype(dtype)
+    Y = np.eye(4, dtype=dtype)[rng.randint(0, 4, 300)]
+    order = rng.permutation(300)
+    results = []
+    for n_threads in (1, numba.config.NUMBA_NUM_THREADS):
+        net = Network([300, 128, 16, 4], output="softmax", loss="log_loss", dtype=dtype,
+                      random_state=0)
+        assert net._split_batches(64)
+        net.set_optimizer(solver, **options)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            with net.training_threads(64):
+                losses = [net.train_epoch(X, Y, 0.01, 64, order, alpha=1e-3) for _ in range(2)]
+        finally:
+            numba.set_num_threads(previous)
+        results.append((losses, net.params.copy(), net.predict(X)))
+    assert split_everywhere == {"epoch": 4, "predict": 2}
+    assert results[0][0] == results[1][0]
+    assert_array_equal(results[0][1], results[1][1])
+    assert_array_equal(results[0][2], results[1][2])
+
+
+def test_split_epoch_divergence_restores_the_weights(rng, split_everywhere):
+    net, X, Y = _problem(rng)
+    X = X * 1e3
+    net.set_optimizer("sgd", momentum=0.9)
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        for _ in range(50):
+            before = net.params.copy()
+            net.train_epoch(X, Y, 1e6, 8)
+    assert split_everywhere["epoch"] >= 1
+    assert_allclose(net.params, before)
+    assert np.isfinite(net.forward(X)).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 301])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_split_predict_equals_serial_predict(rng, monkeypatch, n, sparse, dtype):
+    import fastmlp.network as network_module
+
+    X = rng.randn(n, 9).astype(dtype)
+    X[rng.rand(*X.shape) < 0.5] = 0.0
+    Xin = sp.csr_matrix(X) if sparse else X
+    net = Network([9, 16, 8, 3], activation=["tanh", "gelu"], output="softmax",
+                  loss="log_loss", dtype=dtype, random_state=0)
+    serial = net.forward(Xin)
+    monkeypatch.setattr(network_module, "SPLIT_BATCH_WORK", 0)
+    monkeypatch.setattr(network_module, "SPLIT_PREDICT_MIN_ROWS", 1)
+    monkeypatch.setattr(network_module, "threads_usable", lambda: True)
+    calls = []
+    kernel = K.predict_batches_threaded
+    monkeypatch.setattr(K, "predict_batches_threaded", lambda *a: calls.append(1) or kernel(*a))
+    split = net.forward(Xin)
+    assert len(calls) == (1 if n >= 2 else 0)
+    assert_allclose(split, serial, rtol=1e-12 if dtype == "float64" else 1e-6, atol=0)
+    coefs = [c.astype(np.float64) for c in net.coefs_]
+    ints = [b.astype(np.float64) for b in net.intercepts_]
+    expected = ref.forward(X, coefs, ints, ["tanh", "gelu"], "softmax")[0][-1]
+    assert_allclose(split, expected, rtol=1e-10 if dtype == "float64" else 1e-4, atol=1e-12)
+
+
+def test_blas_on_one_thread_nests_and_restores_the_thread_counts():
+    from threadpoolctl import threadpool_info
+
+    from fastmlp.network import _blas_libraries, blas_on_one_thread
+
+    def counts():
+        return {lib.filepath: lib.num_threads for lib in _blas_libraries()}
+
+    before = counts()
+    assert before, "no BLAS library found by threadpoolctl"
+    assert set(before) <= {info["filepath"] for info in threadpool_info()}
+    with blas_on_one_thread() as outer:
+        assert outer
+        assert set(counts().values()) == {1}
+        with blas_on_one_thread() as inner:
+            assert inner
+            assert set(counts().values()) == {1}
+        assert set(counts().values()) == {1}  # the outer use still holds
+    assert counts() == before
+    with pytest.raises(RuntimeError):
+        with blas_on_one_thread():
+            raise RuntimeError
+    assert counts() == before
