@@ -6,6 +6,7 @@ in, arrays out. Weights live in one flat vector packed as scikit-learn's
 ``intercepts_`` are views into it, shaped as scikit-learn's.
 """
 
+import importlib
 import numbers
 import os
 import threading
@@ -110,8 +111,9 @@ def _blas_libraries():
     global _blas_controllers
     if _blas_controllers is None:
         try:
-            import scipy.linalg.cython_blas  # noqa: F401  (Numba's BLAS: make sure it is loaded)
             from threadpoolctl import ThreadpoolController
+
+            importlib.import_module("scipy.linalg.cython_blas")  # Numba's BLAS: loaded
 
             _blas_controllers = ThreadpoolController().select(user_api="blas").lib_controllers
         except Exception:
@@ -763,12 +765,12 @@ class Network:
                 Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, gbuf,
                 xwork, info, threads_usable(),
             )
-        elif self._split_batches(batch_size):
+        elif not is_sparse and self._split_batches(batch_size):
             with blas_on_one_thread() as one_thread:
                 if one_thread:
                     total = K.minibatch_epoch_threaded(
-                        Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size,
-                        *common, *self._split_buffers(batch_size, is_sparse), info,
+                        Xd, Y, sw, order, batch_size, *common,
+                        *self._split_buffers(batch_size), info,
                     )
             if not one_thread:
                 total = self._minibatch_epoch(
@@ -819,9 +821,9 @@ class Network:
             yield
 
     def _split_batches(self, batch_size):
-        """Whether mini-batch epochs split each batch over two threads: batches
-        big enough (:data:`SPLIT_BATCH_WORK`), no dropout (its masks are drawn
-        in row order) and a usable thread pool."""
+        """Whether mini-batch epochs on dense X split each batch over two
+        threads: batches big enough (:data:`SPLIT_BATCH_WORK`), no dropout
+        (its masks are drawn in row order) and a usable thread pool."""
         return (
             batch_size >= SPLIT_BATCH_MIN_ROWS
             and batch_size * self._params.size >= SPLIT_BATCH_WORK
@@ -829,23 +831,25 @@ class Network:
             and threads_usable()
         )
 
-    def _split_buffers(self, batch_size, is_sparse):
-        """Work arrays of :func:`fastmlp.kernels.minibatch_epoch_threaded`, one
-        row per half batch: gradients, activations, deltas, gates, gathered
-        inputs, and the weight blocks' sums of squares (reused across calls)."""
-        key = ("split", batch_size, is_sparse)
+    def _split_buffers(self, batch_size):
+        """Work arrays of :func:`fastmlp.kernels.minibatch_epoch_threaded`: the
+        first layer's gradient, the other gradients (one row per half batch),
+        then activations, deltas, gates and gathered rows per half batch, and
+        the row blocks' sums of squares (reused across calls)."""
+        key = ("split", batch_size)
         bufs = self._buffers.get(key)
         if bufs is None:
             half = (batch_size + 1) // 2
             units = sum(self.layer_sizes[1:])
             gates = half * units if self._needs_gates() else 0
-            rows, width = (0, 0) if is_sparse else (half, self.layer_sizes[0])
+            size0 = self.layer_sizes[0] * self.layer_sizes[1]
             bufs = (
-                np.zeros((2, self._params.size), dtype=self.dtype),
+                np.zeros(size0, dtype=self.dtype),
+                np.zeros((2, self._params.size - size0), dtype=self.dtype),
                 np.zeros((2, half * units), dtype=self.dtype),
                 np.zeros((2, half * units), dtype=self.dtype),
                 np.zeros((2, gates), dtype=self.dtype),
-                np.zeros((2, rows, width), dtype=self.dtype),
+                np.zeros((2, half, self.layer_sizes[0]), dtype=self.dtype),
                 np.zeros(K.ROW_BLOCKS, dtype=self.dtype),
             )
             self._buffers[key] = bufs

@@ -30,6 +30,7 @@ from numba import prange
 from .activations import activate_2d, activate_hidden, backprop_activation
 from .dense import add_bias_rows, affine_csr_row, affine_vector
 from .losses import output_loss_and_delta
+from .blas import gemm_rows_at_b
 from .optimizers import (
     ADAM,
     H_ALPHA,
@@ -203,20 +204,28 @@ def _forward_batch(
 def _backward_batch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
-    abuf, dbuf, gbuf, xbuf, grads,
+    abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
 ):
     """Unscaled gradients ``A.T @ delta`` and ``sum(delta)`` of every layer into
-    ``grads``, from the output deltas already in ``dbuf``; no input gradient."""
+    ``grads``, from the output deltas already in ``dbuf``; no input gradient.
+
+    Parameter ``i`` of the packed layout goes to ``grads[i - goff]``; with
+    ``skip_first`` the first layer's weight gradient is left out (``goff``
+    is then its size: ``grads`` holds the rest)."""
     n_weight_layers = layer_sizes.shape[0] - 1
     for l in range(n_weight_layers - 1, -1, -1):
         fi = layer_sizes[l]
         fo = layer_sizes[l + 1]
         delta = _block(dbuf, batch_max, unit_off, layer_sizes, l + 1, nb)
-        G = grads[w_off[l] : w_off[l] + fi * fo].reshape((fi, fo))
+        g0 = w_off[l] - goff
         if l > 0:
+            G = grads[g0 : g0 + fi * fo].reshape((fi, fo))
             prev = _block(abuf, batch_max, unit_off, layer_sizes, l, nb)
             np.dot(prev.T, delta, G)
+        elif skip_first:
+            pass
         elif is_sparse:
+            G = grads[g0 : g0 + fi * fo].reshape((fi, fo))
             G[:] = 0
             for r in range(nb):
                 i = order[start + r]
@@ -226,10 +235,12 @@ def _backward_batch(
                     for j in range(fo):
                         Gk[j] += v * delta[r, j]
         elif in_order:
+            G = grads[g0 : g0 + fi * fo].reshape((fi, fo))
             np.dot(X_dense[start : start + nb].T, delta, G)
         else:
+            G = grads[g0 : g0 + fi * fo].reshape((fi, fo))
             np.dot(xbuf[:nb].T, delta, G)
-        gb = b_off[l]
+        gb = b_off[l] - goff
         for j in range(fo):
             grads[gb + j] = 0
         for r in range(nb):
@@ -249,12 +260,13 @@ def _backward_batch(
 def _batch_loss_and_raw_gradients(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
-    rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
+    rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads, goff=0, skip_first=False,
 ):
     """Forward, output loss and backward for one batch.
 
     Returns the weighted sum of the rows' losses and the sum of the weights;
-    ``grads`` receives the unscaled gradients (no L2 term, not divided).
+    ``grads`` receives the unscaled gradients (no L2 term, not divided; see
+    :func:`_backward_batch` for ``goff`` and ``skip_first``).
     """
     n_weight_layers = layer_sizes.shape[0] - 1
     z = _forward_batch(
@@ -280,7 +292,7 @@ def _batch_loss_and_raw_gradients(
     _backward_batch(
         X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
         params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
-        abuf, dbuf, gbuf, xbuf, grads,
+        abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
     )
     return loss_sum, sw_sum
 
@@ -444,33 +456,40 @@ def minibatch_epoch(
 
 @jit(parallel=True)
 def minibatch_epoch_threaded(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, batch_size,
+    X_dense, Y, sample_weight, order, batch_size,
     params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
-    loss_scale, opt, lr, hyper, state1, state2, step, grads, abuf, dbuf, gbuf, xbuf, sq_parts,
-    info,
+    loss_scale, opt, lr, hyper, state1, state2, step, first_grad, upper_grads, abuf, dbuf, gbuf,
+    xbuf, sq_parts, info,
 ):
-    """:func:`minibatch_epoch` with each batch split in two halves, one per thread.
+    """:func:`minibatch_epoch` on dense X, each batch split in two halves, one per thread.
 
-    Each half (its first ``ceil(nb / 2)`` rows, then the rest) goes through the
-    forward pass, loss and backward pass on a thread of its own, with BLAS
-    calls on the calling thread: call it with BLAS limited to one thread, or
-    the two pools fight over the cores. The step is then taken in
-    ``sq_parts.shape[0]`` blocks of the weights, each adding the second
-    half's gradient to the first's and stepping its block. The split does
-    not depend on the number of threads, so neither do the results; they
-    equal :func:`minibatch_epoch`'s up to rounding (the gradient is summed
-    in two parts).
+    Each half (the batch's first ``ceil(nb / 2)`` rows, then the rest) goes
+    through the forward pass, loss and backward pass on a thread of its own,
+    with the gradients of every layer but the first. The first layer's
+    gradient (the big one) is then formed in ``sq_parts.shape[0]`` row
+    blocks, each ``X0[:, rows].T @ D0 + X1[:, rows].T @ D1`` by one BLAS call
+    per half, and each block stepped at once while it is in cache; the upper
+    layers and the intercepts are one more task. BLAS is called from both
+    threads: limit it to one thread for the call, or the two pools fight
+    over the cores. The split does not depend on the number of threads, so
+    neither do the results; they equal :func:`minibatch_epoch`'s up to
+    rounding (the gradient is summed in two parts).
 
-    The work arrays carry a leading axis of 2 (one per half): ``grads``
-    ``(2, n_params)``; ``abuf``, ``dbuf``, ``gbuf`` and ``xbuf`` as
-    :func:`minibatch_epoch`'s for ``ceil(batch_size / 2)`` rows. Dropout
-    must be off: its stream is drawn in row order. Returns, and fills
-    ``info`` and ``step``, as :func:`minibatch_epoch`.
+    Work arrays: ``first_grad`` (n_in * n_hidden1,), ``upper_grads``
+    ``(2, n_params - first_grad.size)`` (one row per half, the packed layout
+    without the first layer's weights); ``abuf``, ``dbuf``, ``gbuf`` and
+    ``xbuf`` with a leading axis of 2, each row as :func:`minibatch_epoch`'s
+    for ``ceil(batch_size / 2)`` rows. Dropout must be off (its stream is
+    drawn in row order). Returns, and fills ``info`` and ``step``, as
+    :func:`minibatch_epoch`.
     """
     w_off, b_off, unit_off = layout(layer_sizes)
     n = order.shape[0]
     n_coef = b_off[0]
     n_params = params.shape[0]
+    n_in = layer_sizes[0]
+    n_first = layer_sizes[1]
+    size0 = first_grad.shape[0]
     half_max = (batch_size + 1) // 2
     n_blocks = sq_parts.shape[0]
     alpha = hyper[H_ALPHA]
@@ -478,8 +497,12 @@ def minibatch_epoch_threaded(
     one = zero + np.float32(1)
     unit = np.ones(1, dtype=params.dtype)
     scratch = np.empty(1, dtype=params.dtype)
+    gemm_scalars = np.array([1.0, 0.0, 1.0], dtype=params.dtype)  # alpha, beta 0, beta 1
+    no_sparse = np.empty(0, dtype=params.dtype)
+    no_index = np.empty(0, dtype=np.int32)
     half_loss = np.zeros(2)
     half_weight = np.zeros(2)
+    upper_sq = np.zeros(2)
     sq = coef_sq_norm(params, n_coef)
     total = 0.0
     info[0] = 0
@@ -490,14 +513,13 @@ def minibatch_epoch_threaded(
         nb = min(batch_size, n - start)
         first = (nb + 1) // 2
         for h in prange(2):
-            h_start = start + h * first
             h_rows = first if h == 0 else nb - first
             if h_rows > 0:
                 result = _batch_loss_and_raw_gradients(
-                    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
-                    False, h_start, h_rows, params, layer_sizes, w_off, b_off, unit_off,
-                    half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
-                    loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h], grads[h],
+                    X_dense, no_sparse, no_index, no_index, False, Y, sample_weight, order,
+                    False, start + h * first, h_rows, params, layer_sizes, w_off, b_off,
+                    unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
+                    loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h], upper_grads[h], size0, True,
                 )
                 half_loss[h] = result[0]
                 half_weight[h] = result[1]
@@ -516,24 +538,44 @@ def minibatch_epoch_threaded(
         total += batch_loss * nb
         lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / sw_sum
-        both = nb > 1
-        for c in prange(n_blocks):
-            # block edges on multiples of 8 values: no cache line shared by two threads
-            i0 = (c * n_coef // n_blocks) // 8 * 8
-            i1 = n_coef if c == n_blocks - 1 else ((c + 1) * n_coef // n_blocks) // 8 * 8
-            _add_half_gradients(grads, i0, i1, both)
-            sq_parts[c] = update_rank1(
-                opt, _row(params, i0, i1), _row(state1, i0, i1), _row(state2, i0, i1), unit,
-                grads[0, i0:i1], alpha, inv, lr_t, hyper,
-            )
-        _add_half_gradients(grads, n_coef, n_params, both)
-        bsq = update_rank1(
-            opt, _row(params, n_coef, n_params), _row(state1, n_coef, n_params),
-            _row(state2, n_coef, n_params), unit, grads[0, n_coef:], zero, inv, lr_t, hyper,
-        )
-        sq = zero
+        for c in prange(n_blocks + 1):
+            if c == 0:  # upper layers and every intercept: small, one task
+                if nb > first:
+                    for i in range(upper_grads.shape[1]):
+                        upper_grads[0, i] += upper_grads[1, i]
+                ug = upper_grads[0]
+                upper_sq[0] = update_rank1(
+                    opt, _row(params, size0, n_coef), _row(state1, size0, n_coef),
+                    _row(state2, size0, n_coef), unit, ug[: n_coef - size0], alpha, inv, lr_t,
+                    hyper,
+                )
+                upper_sq[1] = update_rank1(
+                    opt, _row(params, n_coef, n_params), _row(state1, n_coef, n_params),
+                    _row(state2, n_coef, n_params), unit, ug[n_coef - size0 :], zero, inv, lr_t,
+                    hyper,
+                )
+            else:
+                k0 = (c - 1) * n_in // n_blocks
+                k1 = c * n_in // n_blocks
+                for h in range(2):
+                    h_rows = first if h == 0 else nb - first
+                    if h_rows > 0:
+                        gemm_rows_at_b(
+                            dbuf[h], half_max * unit_off[1], n_first, xbuf[h], k0, k1, n_in,
+                            h_rows, first_grad, gemm_scalars, 1 if h == 0 else 2,
+                        )
+                    elif h == 0:
+                        first_grad[k0 * n_first : k1 * n_first] = 0
+                i0 = k0 * n_first
+                i1 = k1 * n_first
+                sq_parts[c - 1] = update_rank1(
+                    opt, _row(params, i0, i1), _row(state1, i0, i1), _row(state2, i0, i1), unit,
+                    first_grad[i0:i1], alpha, inv, lr_t, hyper,
+                )
+        sq = upper_sq[0]
         for c in range(n_blocks):
             sq += sq_parts[c]
+        bsq = upper_sq[1]
         info[0] = start + nb
         if not (math.isfinite(sq) and math.isfinite(bsq)):
             info[1] = STATUS_NONFINITE_WEIGHTS
@@ -542,14 +584,6 @@ def minibatch_epoch_threaded(
         if flush_at > 0 and n_steps % FLUSH_INTERVAL == 0:
             flush_velocities(state1, flush_at)
     return total
-
-
-@jit(inline="always")
-def _add_half_gradients(grads, i0, i1, both):
-    """``grads[0, i0:i1] += grads[1, i0:i1]`` when the second half had rows."""
-    if both:
-        for i in range(i0, i1):
-            grads[0, i] += grads[1, i]
 
 
 @jit
