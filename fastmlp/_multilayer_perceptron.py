@@ -6,6 +6,7 @@ split, per-epoch shuffles), so the same settings give the same numbers. They
 hold a :class:`fastmlp.Network` and contain no numeric loops.
 """
 
+import contextlib
 import copy
 import sys
 import time
@@ -441,9 +442,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         inputs = network.prepare(X_train)
         loss_scale = self._loss_scale()
         progress = self.verbose is not True and self.verbose >= 2
+        threads = contextlib.ExitStack()
         try:
-            epochs = network.training_threads(batch_size)
-            epochs.__enter__()
+            threads.enter_context(network.training_threads(batch_size, inputs.is_sparse))
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
@@ -508,7 +509,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:
-            epochs.__exit__(None, None, None)
+            threads.close()
             if progress:
                 print(file=sys.stdout)
         if early_stopping:

@@ -91,10 +91,11 @@ def threads_usable():
 
 # A mini-batch epoch splits each batch over two threads (``minibatch_epoch_threaded``)
 # from this many rows x parameters per batch and this many rows: below them, the
-# two parallel regions per batch (a few microseconds) and the second gradient
-# buffer to write and add (a pass over the weights) cost more than the halves
-# save (measured: 784-128-10 at batch 8 ran 1.7x slower split, 100-256-10 at
-# batch 16 1.2x slower; at batch 32 both break even, at 64 and up split wins).
+# two parallel regions per batch (a few microseconds) and the per-half gemms on
+# a few rows cost more than the halves save. Measured on a first version that
+# summed two full gradient buffers: 784-128-10 at batch 8 ran 1.7x slower split,
+# 100-256-10 at batch 16 1.2x slower, both broke even at 32 and split won from
+# 64; the row-block gradient since then is cheaper, so 32 is conservative.
 SPLIT_BATCH_WORK = 1 << 16
 SPLIT_BATCH_MIN_ROWS = 32
 SPLIT_PREDICT_MIN_ROWS = 64
@@ -804,7 +805,7 @@ class Network:
         )
 
     @contextmanager
-    def training_threads(self, batch_size):
+    def training_threads(self, batch_size, sparse=False):
         """Context for a run of :meth:`train_epoch` calls at ``batch_size``.
 
         When those epochs split their batches over Numba's threads, BLAS
@@ -812,9 +813,10 @@ class Network:
         losses between epochs included: switching between the two thread
         pools costs more than either saves (a BLAS pool that has just run
         keeps its threads spinning for about 0.1 s, and they slow the next
-        split epoch 2-4x). Otherwise it does nothing.
+        split epoch 2-4x). Otherwise (``sparse`` input is never split) it
+        does nothing.
         """
-        if batch_size > 1 and self._split_batches(batch_size):
+        if batch_size > 1 and not sparse and self._split_batches(batch_size):
             with blas_on_one_thread():
                 yield
         else:
@@ -880,7 +882,7 @@ class Network:
         X = self.prepare(X)
         n = X.n_samples
         self.loss_curve_ = []
-        with self.training_threads(int(batch_size)):
+        with self.training_threads(int(batch_size), X.is_sparse):
             for _ in range(int(epochs)):
                 order = rng.permutation(n) if shuffle else None
                 self.loss_curve_.append(
