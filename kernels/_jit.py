@@ -18,7 +18,9 @@ import os
 import warnings
 
 import numba
+from numba import types
 from numba.core.caching import FunctionCache
+from numba.core.extending import intrinsic
 
 CACHE = os.environ.get("FASTMLP_CACHE", "1") not in ("0", "false", "False", "no")
 
@@ -72,6 +74,22 @@ def _enable_tolerant_cache(dispatcher):
     return dispatcher
 
 
+# ``parallel=PRANGE_ONLY``: explicit ``prange`` loops only. Numba's other
+# parallel rewrites (array expressions, ``np.zeros``, reductions, fusion) turn
+# each small allocation into a region of its own and add analysis passes, for
+# longer compiles and nothing gained at these sizes.
+PRANGE_ONLY = {
+    "prange": True,
+    "numpy": False,
+    "reduction": False,
+    "setitem": False,
+    "stencil": False,
+    "fusion": False,
+    "comprehension": False,
+    "inplace_binop": False,
+}
+
+
 def jit(func=None, **overrides):
     """Compile ``func`` with the project's Numba options (see module docstring)."""
     options = dict(nogil=True, error_model="numpy", fastmath=False)
@@ -85,3 +103,19 @@ def jit(func=None, **overrides):
     if func is None:
         return decorate
     return decorate(func)
+
+
+@intrinsic
+def unliteral(typingctx, value):
+    """``value`` typed as a plain runtime value, not as a literal constant.
+
+    Numba compiles a callee once per literal that a caller passes it
+    (``f(x, True)`` and ``f(x, flag)`` are two compilations). Passing
+    ``unliteral(True)`` lets every caller share one compiled version.
+    """
+    runtime_type = types.unliteral(value)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], runtime_type)
+
+    return runtime_type(value), codegen

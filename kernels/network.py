@@ -51,7 +51,7 @@ from .optimizers import (
     velocity_flush_threshold,
     zero_like,
 )
-from ._jit import jit
+from ._jit import PRANGE_ONLY, jit, unliteral
 
 STATUS_OK = 0
 STATUS_NONFINITE_LOSS = 1
@@ -183,9 +183,14 @@ def _forward_batch(
         np.dot(X_dense[start : start + nb], weight_view(params, w_off, layer_sizes, 0), out)
         add_bias_rows(out, bias_view(params, b_off, layer_sizes, 0))
     else:
+        # element loops, not ``xb[r] = X_dense[i]``: a slice assignment
+        # compiles Numba's shape-mismatch message (about 1.5 s of a cold compile)
         xb = xbuf[:nb]
+        n_in = X_dense.shape[1]
         for r in range(nb):
-            xb[r] = X_dense[order[start + r]]
+            i = order[start + r]
+            for k in range(n_in):
+                xb[r, k] = X_dense[i, k]
         np.dot(xb, weight_view(params, w_off, layer_sizes, 0), out)
         add_bias_rows(out, bias_view(params, b_off, layer_sizes, 0))
     for l in range(1, n_weight_layers):
@@ -260,13 +265,16 @@ def _backward_batch(
 def _batch_loss_and_raw_gradients(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
-    rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads, goff=0, skip_first=False,
+    rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
 ):
     """Forward, output loss and backward for one batch.
 
     Returns the weighted sum of the rows' losses and the sum of the weights;
     ``grads`` receives the unscaled gradients (no L2 term, not divided; see
-    :func:`_backward_batch` for ``goff`` and ``skip_first``).
+    :func:`_backward_batch` for ``goff`` and ``skip_first``). Callers pass
+    constant flags through :func:`~fastmlp.kernels._jit.unliteral`, so that
+    the epochs, the split epoch, predict and the L-BFGS objective share one
+    compiled version of this and of the forward and backward passes.
     """
     n_weight_layers = layer_sizes.shape[0] - 1
     z = _forward_batch(
@@ -320,16 +328,18 @@ def predict_batches(
     for start in range(0, n, batch_max):
         nb = min(batch_max, n - start)
         z = _forward_batch(
-            X_dense, X_data, X_indices, X_indptr, is_sparse, order, True, start, nb,
+            X_dense, X_data, X_indices, X_indptr, is_sparse, order, unliteral(True), start, nb,
             params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
             no_dropout, rng_state, abuf, no_gates, xbuf,
         )
         activate_2d(z, out_code, act_param)
-        out[start : start + nb] = z
+        for r in range(nb):  # (see the gather in _forward_batch)
+            for j in range(z.shape[1]):
+                out[start + r, j] = z[r, j]
 
 
 
-@jit(parallel=True)
+@jit(parallel=PRANGE_ONLY)
 def predict_batches_threaded(
     X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes, act_codes,
     act_param, out, abuf, xbuf,
@@ -368,9 +378,10 @@ def loss_and_gradients(
     no_dropout = np.zeros(layer_sizes.shape[0] - 1)
     rng_state = np.zeros(1, dtype=np.uint64)
     loss_sum, sw_sum = _batch_loss_and_raw_gradients(
-        X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, True, 0, n,
-        params, layer_sizes, w_off, b_off, unit_off, n, act_codes, act_param, no_dropout,
-        rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
+        X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+        unliteral(True), unliteral(0), n, params, layer_sizes, w_off, b_off, unit_off, n,
+        act_codes, act_param, no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf,
+        xbuf, grads, unliteral(0), unliteral(False),
     )
     n_coef = b_off[0]
     inv = 1.0 / sw_sum
@@ -420,10 +431,10 @@ def minibatch_epoch(
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         loss_sum, sw_sum = _batch_loss_and_raw_gradients(
-            X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, False,
-            start, nb,
-            params, layer_sizes, w_off, b_off, unit_off, batch_size, act_codes, act_param,
-            drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads,
+            X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+            unliteral(False), start, nb, params, layer_sizes, w_off, b_off, unit_off,
+            batch_size, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
+            abuf, dbuf, gbuf, xbuf, grads, unliteral(0), unliteral(False),
         )
         if sw_sum == 0:  # a batch of zero-weight rows carries no gradient
             info[0] = start + nb
@@ -454,7 +465,7 @@ def minibatch_epoch(
 
 
 
-@jit(parallel=True)
+@jit(parallel=PRANGE_ONLY)
 def minibatch_epoch_threaded(
     X_dense, Y, sample_weight, order, batch_size,
     params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
@@ -499,7 +510,7 @@ def minibatch_epoch_threaded(
     scratch = np.empty(1, dtype=params.dtype)
     gemm_scalars = np.array([1.0, 0.0, 1.0], dtype=params.dtype)  # alpha, beta 0, beta 1
     no_sparse = np.empty(0, dtype=params.dtype)
-    no_index = np.empty(0, dtype=np.int32)
+    no_index = np.empty(0, dtype=np.int64)  # as the CSR arrays: one compiled callee
     half_loss = np.zeros(2)
     half_weight = np.zeros(2)
     upper_sq = np.zeros(2)
@@ -516,10 +527,11 @@ def minibatch_epoch_threaded(
             h_rows = first if h == 0 else nb - first
             if h_rows > 0:
                 result = _batch_loss_and_raw_gradients(
-                    X_dense, no_sparse, no_index, no_index, False, Y, sample_weight, order,
-                    False, start + h * first, h_rows, params, layer_sizes, w_off, b_off,
-                    unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
-                    loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h], upper_grads[h], size0, True,
+                    X_dense, no_sparse, no_index, no_index, unliteral(False), Y, sample_weight,
+                    order, unliteral(False), start + h * first, h_rows, params, layer_sizes,
+                    w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates,
+                    rng_state, loss_code, loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h],
+                    upper_grads[h], size0, unliteral(True),
                 )
                 half_loss[h] = result[0]
                 half_weight[h] = result[1]
@@ -828,7 +840,7 @@ def _update_upper_layers(
     return sq, bsq
 
 
-@jit(parallel=True)
+@jit(parallel=PRANGE_ONLY)
 def _step_first_and_upper_threaded(
     opt, W0, V01, V02, x, d0, alpha, inv, lr_t, hyper, x_next, n_blocks, sq_parts, out_parts,
     params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1, SB2,
@@ -846,8 +858,8 @@ def _step_first_and_upper_threaded(
         if c == 0:
             sq_up, bsq = _update_upper_layers(
                 opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer,
-                unit, B, SB1, SB2, d_all, alpha, inv, lr_t, hyper, False, sq_parts[:0],
-                out_parts[:0],
+                unit, B, SB1, SB2, d_all, alpha, inv, lr_t, hyper, unliteral(False),
+                sq_parts[:0], out_parts[:0],
             )
             upper_out[0] = sq_up
             upper_out[1] = bsq

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ._jit import jit
+from ._jit import PRANGE_ONLY, jit
 
 SGD = 0
 ADAM = 1
@@ -405,7 +405,7 @@ def sum_block_parts(sq_parts, out_parts, n_blocks, out_next):
     return sq
 
 
-@jit(parallel=True)
+@jit(parallel=PRANGE_ONLY)
 def _update_blocks_threaded(
     opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, n_blocks, sq_parts, out_parts
 ):

@@ -304,3 +304,29 @@ def test_absolute_error_gradient_matches_finite_differences_away_from_kinks(rng)
         down, _ = net._loss_and_flat_gradients(X, Y)
         p[i] = old
         assert (up - down) / 2e-6 == pytest.approx(grads[i], rel=1e-5, abs=1e-8)
+
+
+def test_unliteral_lets_constant_and_variable_callers_share_one_compilation():
+    # a constant argument is typed as a literal: without ``unliteral`` each
+    # constant a caller passes compiles the callee once more
+    import numba
+
+    from fastmlp.kernels._jit import unliteral
+
+    @numba.njit
+    def callee(x, flag, start):
+        return x + start if flag else x
+
+    @numba.njit
+    def with_constants(x):
+        return callee(x, unliteral(True), unliteral(0))
+
+    @numba.njit
+    def with_variables(x, flag, start):
+        return callee(x, flag, start)
+
+    assert with_constants(2.5) == 2.5
+    assert with_variables(2.5, True, 3) == 5.5
+    assert len(callee.overloads) == 1
+    (signature,) = callee.overloads
+    assert str(signature) == "(float64, bool, int64)"
