@@ -92,12 +92,18 @@ def threads_usable():
 # A mini-batch epoch splits each batch over two threads (``minibatch_epoch_threaded``)
 # from this many rows x parameters per batch and this many rows: below them, the
 # two parallel regions per batch (a few microseconds) and the per-half gemms on
-# a few rows cost more than the halves save. Measured on a first version that
-# summed two full gradient buffers: 784-128-10 at batch 8 ran 1.7x slower split,
-# 100-256-10 at batch 16 1.2x slower, both broke even at 32 and split won from
-# 64; the row-block gradient since then is cheaper, so 32 is conservative.
-SPLIT_BATCH_WORK = 1 << 16
+# a few rows cost more than the halves save. Measured (float64, epochs of
+# 5,000 rows, split against serial): 20-16-3 at batch 200 (77k) -20%,
+# 100-64-10 at batch 32 (231k) -5%, 30-32-3 at batch 200 (218k) +4%,
+# 100-128-10 at batch 32 (455k) +3%, 100-64-10 at batch 64 (455k) +13-23%,
+# 20-64-10 at batch 200 (420k) +27%, 200-128-10 at batch 32 (860k) +13%,
+# 50-100-10 at batch 200 (1.2M) +30%. Under 32 rows a first version lost
+# (784-128-10 at batch 8: 1.7x slower).
+SPLIT_BATCH_WORK = 1 << 18
 SPLIT_BATCH_MIN_ROWS = 32
+# Predict splits its rows in two halves, one parallel region per call: from
+# this many rows x parameters and twice this many rows.
+SPLIT_PREDICT_WORK = 1 << 16
 SPLIT_PREDICT_MIN_ROWS = 64
 
 _blas_lock = threading.Lock()
@@ -588,7 +594,7 @@ class Network:
         units = int(sizes[1:].sum())
         args = (Xd, data, indices, indptr, is_sparse, params, sizes, codes,
                 self.leaky_relu_slope, out)
-        if n >= 2 * SPLIT_PREDICT_MIN_ROWS and n * params.size >= SPLIT_BATCH_WORK and (
+        if n >= 2 * SPLIT_PREDICT_MIN_ROWS and n * params.size >= SPLIT_PREDICT_WORK and (
             threads_usable()
         ):
             # rows split over Numba's two threads, each with one-thread BLAS:

@@ -360,6 +360,22 @@ def test_sgd_velocities_of_dead_units_never_go_subnormal(rng, dtype, batch_size,
     assert np.all(np.isfinite(v)) and np.any(v != 0)  # the output layer still moves
 
 
+@pytest.mark.parametrize("sizes, batch_size, split", [
+    ([784, 128, 10], 32, True),  # the reference problem
+    ([64, 100, 10], 200, True),  # a default fit on digits-sized data
+    ([20, 16, 3], 200, False),  # small: the serial kernel is faster
+    ([100, 64, 10], 32, False),
+    ([784, 128, 10], 16, False),  # too few rows per half
+])
+def test_split_epoch_is_chosen_where_it_was_measured_to_pay(monkeypatch, sizes, batch_size, split):
+    import fastmlp.network as network_module
+
+    monkeypatch.setattr(network_module, "threads_usable", lambda: True)
+    net = Network(sizes, output="softmax", loss="log_loss", random_state=0)
+    assert net._split_batches(batch_size) is split
+    assert not Network(sizes, dropout=0.1, random_state=0)._split_batches(batch_size)
+
+
 @pytest.fixture
 def split_everywhere(monkeypatch):
     """Mini-batch epochs and predictions split over two threads at any size,
@@ -368,6 +384,7 @@ def split_everywhere(monkeypatch):
 
     monkeypatch.setattr(network_module, "SPLIT_BATCH_WORK", 0)
     monkeypatch.setattr(network_module, "SPLIT_BATCH_MIN_ROWS", 2)
+    monkeypatch.setattr(network_module, "SPLIT_PREDICT_WORK", 0)
     monkeypatch.setattr(network_module, "SPLIT_PREDICT_MIN_ROWS", 1)
     monkeypatch.setattr(network_module, "threads_usable", lambda: True)
     calls = {"epoch": 0, "predict": 0}
@@ -479,7 +496,7 @@ def test_split_predict_equals_serial_predict(rng, monkeypatch, n, sparse, dtype)
     net = Network([9, 16, 8, 3], activation=["tanh", "gelu"], output="softmax",
                   loss="log_loss", dtype=dtype, random_state=0)
     serial = net.forward(Xin)
-    monkeypatch.setattr(network_module, "SPLIT_BATCH_WORK", 0)
+    monkeypatch.setattr(network_module, "SPLIT_PREDICT_WORK", 0)
     monkeypatch.setattr(network_module, "SPLIT_PREDICT_MIN_ROWS", 1)
     monkeypatch.setattr(network_module, "threads_usable", lambda: True)
     calls = []
