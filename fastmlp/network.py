@@ -97,10 +97,17 @@ def threads_usable():
 # 100-64-10 at batch 32 (231k) -5%, 30-32-3 at batch 200 (218k) +4%,
 # 100-128-10 at batch 32 (455k) +3%, 100-64-10 at batch 64 (455k) +13-23%,
 # 20-64-10 at batch 200 (420k) +27%, 200-128-10 at batch 32 (860k) +13%,
-# 50-100-10 at batch 200 (1.2M) +30%. Under 32 rows a first version lost
-# (784-128-10 at batch 8: 1.7x slower).
+# 50-100-10 at batch 200 (1.2M) +30%.
 SPLIT_BATCH_WORK = 1 << 18
 SPLIT_BATCH_MIN_ROWS = 32
+# Batches of 16 to 31 rows split from a larger size: at batch 16, 200-128-10
+# (430k) -12%, 100-256-10 (455k) -18% / -8% (float64 / float32), 784-64-10
+# (815k) -10% / +22%, 400-128-10 (841k) -13% / +14%, 500-128-10 (1.05M)
+# +81% / +70%, 784-128-10 (1.6M) +72% / +90%: from there the serial kernel's
+# BLAS calls take two threads on a few rows, which the split avoids. At batch
+# 8, 784-128-10 ran 20% slower split (float64).
+SPLIT_SMALL_BATCH_WORK = 1_000_000
+SPLIT_SMALL_BATCH_MIN_ROWS = 16
 # Predict splits its rows in two halves, one parallel region per call: from
 # this many rows x parameters and twice this many rows.
 SPLIT_PREDICT_WORK = 1 << 16
@@ -830,14 +837,14 @@ class Network:
 
     def _split_batches(self, batch_size):
         """Whether mini-batch epochs on dense X split each batch over two
-        threads: batches big enough (:data:`SPLIT_BATCH_WORK`), no dropout
+        threads: batches big enough (:data:`SPLIT_BATCH_WORK`,
+        :data:`SPLIT_SMALL_BATCH_WORK`), no dropout
         (its masks are drawn in row order) and a usable thread pool."""
-        return (
-            batch_size >= SPLIT_BATCH_MIN_ROWS
-            and batch_size * self._params.size >= SPLIT_BATCH_WORK
-            and not self._dropout.any()
-            and threads_usable()
-        )
+        work = batch_size * self._params.size
+        big_enough = (
+            batch_size >= SPLIT_BATCH_MIN_ROWS and work >= SPLIT_BATCH_WORK
+        ) or (batch_size >= SPLIT_SMALL_BATCH_MIN_ROWS and work >= SPLIT_SMALL_BATCH_WORK)
+        return big_enough and not self._dropout.any() and threads_usable()
 
     def _split_buffers(self, batch_size):
         """Work arrays of :func:`fastmlp.kernels.minibatch_epoch_threaded`: the

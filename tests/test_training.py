@@ -365,7 +365,9 @@ def test_sgd_velocities_of_dead_units_never_go_subnormal(rng, dtype, batch_size,
     ([64, 100, 10], 200, True),  # a default fit on digits-sized data
     ([20, 16, 3], 200, False),  # small: the serial kernel is faster
     ([100, 64, 10], 32, False),
-    ([784, 128, 10], 16, False),  # too few rows per half
+    ([784, 128, 10], 16, True),
+    ([400, 128, 10], 16, False),
+    ([784, 128, 10], 8, False),  # too few rows per half
 ])
 def test_split_epoch_is_chosen_where_it_was_measured_to_pay(monkeypatch, sizes, batch_size, split):
     import fastmlp.network as network_module
