@@ -75,9 +75,9 @@ def _enable_tolerant_cache(dispatcher):
 
 
 # ``parallel=PRANGE_ONLY``: explicit ``prange`` loops only. Numba's other
-# parallel rewrites (array expressions, ``np.zeros``, reductions, fusion) turn
-# each small allocation into a region of its own and add analysis passes, for
-# longer compiles and nothing gained at these sizes.
+# parallel rewrites (array expressions, ``np.zeros``, reductions, fusion) made
+# each of the kernels' small scratch allocations (``np.zeros(2)``) a parallel
+# region of its own, one more thread-pool launch per call for a few elements.
 PRANGE_ONLY = {
     "prange": True,
     "numpy": False,
