@@ -11,9 +11,7 @@ from .activations import activate_2d, activate_inplace
 from ._jit import jit
 
 
-# contract (FMA) as in the optimizers' fused forward, so that a row's
-# ``x @ W`` is the same bits whichever of the two computed it
-@jit(fastmath={"contract"})
+@jit
 def affine_vector(x, W, b, out):
     """``out = x @ W + b`` for one sample (``W`` C-contiguous ``(n_in, n_out)``).
 
@@ -34,7 +32,7 @@ def affine_vector(x, W, b, out):
         out[j] += b[j]
 
 
-@jit(fastmath={"contract"})
+@jit
 def affine_csr_row(data, indices, row_start, row_end, W, b, out):
     """``out = x @ W + b`` for the CSR row ``data/indices[row_start:row_end]``."""
     n_out = W.shape[1]

@@ -44,9 +44,12 @@ H_ALPHA = 9
 H_TINY = 10
 N_HYPER = 11
 
-# Reassociation lets the sum-of-squares reduction vectorize; contraction turns
-# ``a * b + c`` into one FMA. Neither assumes finite values.
-UPDATE_FASTMATH = {"reassoc", "contract"}
+# Reassociation lets the sum-of-squares reduction vectorize; it does not assume
+# finite values. No "contract": LLVM fuses ``a * b + c`` into an FMA or not
+# depending on how a function was compiled (freshly, or loaded from the on-disk
+# cache, and what it was inlined into), so contraction made the bits depend on
+# the state of the cache.
+UPDATE_FASTMATH = {"reassoc"}
 
 
 def make_hyper(
@@ -176,11 +179,10 @@ def update_rank1_fused(
 
     Notes
     -----
-    Compiled with ``fastmath`` reassoc and contract only (see
-    ``UPDATE_FASTMATH``): the sum of squares vectorizes and multiply-adds fuse,
-    so results may differ from scikit-learn's in the last bits (tests hold
-    them to 1e-10 relative); NaN and inf keep their meaning, which the epoch
-    loops rely on to stop.
+    Compiled with ``fastmath`` reassoc only (see ``UPDATE_FASTMATH``): the
+    sum of squares vectorizes, so the reported L2 term may differ from
+    scikit-learn's in the last bits; NaN and inf keep their meaning, which
+    the epoch loops rely on to stop.
 
     Optimizer state below ``hyper[H_TINY]`` is flushed to zero here, except
     SGD's velocities: the epoch loops flush those every ``FLUSH_INTERVAL``
