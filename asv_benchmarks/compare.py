@@ -8,6 +8,14 @@ one fit of fastmlp and scikit-learn on the same ``--memory-samples`` rows
 Python objects; the kernels allocate nothing large of their own).
 
     python asv_benchmarks/compare.py [--samples 5000] [--repeats 3]
+
+With ``--load`` it times instead each configuration of the load benchmark
+(``benchmarks/common.py: load_config``) quiet, then with one and with two
+CPU-bound processes beside it: fastmlp (its default threads), fastmlp on one
+thread (``FASTMLP_THREADS=0``) and scikit-learn, in interleaved rounds, and
+prints the medians with the ranges over rounds and the ratios under each load.
+
+    python asv_benchmarks/compare.py --load [--repeats 3] [--configs sgd_1,sgd_32]
 """
 
 import argparse
@@ -21,7 +29,13 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from benchmarks.common import TorchMLP, torch_available  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    LIBRARIES,
+    LOAD_CONFIGS,
+    TorchMLP,
+    rates_side_by_side,
+    torch_available,
+)
 
 import numba  # noqa: E402
 
@@ -70,8 +84,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-samples", type=int, default=2000,
                         help="rows for the peak-memory comparison (same for both)")
+    parser.add_argument("--load", action="store_true",
+                        help="time quiet and beside 1 and 2 CPU-bound processes instead")
+    parser.add_argument("--configs", default=",".join(LOAD_CONFIGS),
+                        help="with --load: comma-separated configurations")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.load:
+        return under_load(args.configs.split(","), args.repeats)
     from sklearn.neural_network import MLPClassifier as SkMLP
 
     from fastmlp import MLPClassifier
@@ -134,6 +154,30 @@ def main():
             ours = peak_fit_mib(lambda: MLPClassifier(**kw), X, y[:n_mem])
             sk = peak_fit_mib(lambda: SkMLP(**kw), X, y[:n_mem])
             print(f"| sgd, batch {bs} | {dtype} | {ours:.1f} | {sk:.1f} | {ours / sk:.2f} |")
+
+
+def under_load(configs, rounds):
+    """The load table: per configuration and number of busy processes, each library's
+    median samples/s (range over rounds) and fastmlp's ratios under the same load."""
+    import numba
+
+    from fastmlp.network import threads_usable
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"Numba threading layer: {numba.threading_layer() if threads_usable() else 'unused'},"
+          f" {numba.config.NUMBA_NUM_THREADS} threads; {rounds} interleaved rounds; "
+          f"load average before: {os.getloadavg()[0]:.2f}")
+    print("\n| config | busy | fastmlp | fastmlp 1 thread | scikit-learn | "
+          "fastmlp / 1 thread | fastmlp / scikit-learn |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in configs:
+        for busy in (0, 1, 2):
+            r = rates_side_by_side(name, busy, rounds)
+            cells = " | ".join(f"{r[lib][0]:,.0f} ({r[lib][1]:,.0f}-{r[lib][2]:,.0f})"
+                               for lib in LIBRARIES)
+            ours, one, sk = (r[lib][0] for lib in LIBRARIES)
+            print(f"| {name} | {busy} | {cells} | {ours / one:.2f} | {ours / sk:.1f}x |",
+                  flush=True)
 
 
 def _t(f, X):

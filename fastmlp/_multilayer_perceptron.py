@@ -444,7 +444,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         progress = self.verbose is not True and self.verbose >= 2
         threads = contextlib.ExitStack()
         try:
-            threads.enter_context(network.training_threads(batch_size, inputs.is_sparse))
+            threads.enter_context(network.training_threads())
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:

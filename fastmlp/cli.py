@@ -301,7 +301,13 @@ def _info(args):
     print(f"python {sys.version.split()[0]}")
     print(f"numba cache: {'on' if _jit.CACHE else 'off (FASTMLP_CACHE=0)'}, location {cache_dir}, "
           f"{'warm' if n_cached else 'cold'} ({n_cached} compiled entries)")
-    print(f"threading layer: {numba.config.THREADING_LAYER}, threads {numba.config.NUMBA_NUM_THREADS}")
+    from .network import thread_setting, threads_usable
+
+    usable = threads_usable()  # launches Numba's pool, which fixes its layer
+    setting = {0: "off (FASTMLP_THREADS=0)", 1: "chosen step by step by timing",
+               2: "always (FASTMLP_THREADS=always)"}[thread_setting()]
+    print(f"threads: {numba.threading_layer()} layer, {numba.config.NUMBA_NUM_THREADS} threads, "
+          f"{setting if usable or thread_setting() == 0 else 'unused (one thread or no safe layer)'}")
     return 0
 
 

@@ -60,39 +60,64 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_note_fork)
 
 
-def threads_usable():
-    """Whether kernels may run on Numba's thread pool: per-sample epochs
-    updating big layers, mini-batch epochs and predictions split in halves.
+def thread_setting():
+    """``FASTMLP_THREADS``: 0 ('0', 'false', 'no': kernels stay on one thread),
+    2 ('always': every step that can be threaded is, for benchmarks and
+    tests) or 1 (anything else, the default: the kernels time both ways and
+    keep the faster, see :mod:`fastmlp.kernels.threads`)."""
+    value = os.environ.get("FASTMLP_THREADS", "1").strip().lower()
+    if value in ("0", "false", "no"):
+        return 0
+    return 2 if value == "always" else 1
 
-    Only with a thread-safe, low-latency threading layer (OpenMP or TBB; the
-    fallback 'workqueue' layer is neither), more than one Numba thread, outside
-    a process forked from this one (GNU OpenMP aborts there), and unless
-    ``FASTMLP_THREADS=0``. Threaded and serial per-sample epochs give identical
-    results; split mini-batch epochs equal serial ones up to rounding (the
-    gradient is summed in two parts), whatever the number of threads.
-    """
-    if _forked_child or os.environ.get("FASTMLP_THREADS", "1") in ("0", "false", "no"):
-        return False
-    if numba.get_num_threads() < 2:
-        return False
+
+def _thread_pool_layer():
+    """Numba's threading layer, its thread pool launched first if it was not
+    (None if it cannot be).
+
+    Launched even where fastmlp will not use it: the kernels that hold a
+    parallel region refer to the pool's entry points, which Numba registers
+    when it launches the pool, and code loaded from the on-disk cache was seen
+    to crash on its serial path in a process that had never launched it."""
     try:
-        layer = numba.threading_layer()
-    except ValueError:  # not launched yet: the first parallel kernel launches it
+        return numba.threading_layer()
+    except ValueError:  # not launched yet
         try:
             from numba.np.ufunc.parallel import _launch_threads
 
             _launch_threads()
-            layer = numba.threading_layer()
+            return numba.threading_layer()
         except Exception:
-            return False
+            return None
+
+
+def threads_usable():
+    """Whether kernels may run steps on Numba's thread pool at all: per-sample
+    epochs updating big layers, split mini-batch epochs, predictions.
+
+    Only with a thread-safe, low-latency threading layer (OpenMP or TBB; the
+    fallback 'workqueue' layer is neither), more than one Numba thread, outside
+    a process forked from this one (GNU OpenMP aborts there), and unless
+    ``FASTMLP_THREADS=0``. Where it is, the kernels still choose step by step
+    whether threads pay (:mod:`fastmlp.kernels.threads`). The answer never
+    changes the results: each threaded step has a serial form with the same
+    arithmetic in the same order.
+    """
+    layer = _thread_pool_layer()  # first: see there
+    if _forked_child or thread_setting() == 0:
+        return False
+    if numba.get_num_threads() < 2:
+        return False
     return layer in ("omp", "tbb")
 
 
 
-# A mini-batch epoch splits each batch over two threads (``minibatch_epoch_threaded``)
-# from this many rows x parameters per batch and this many rows: below them, the
-# two parallel regions per batch (a few microseconds) and the per-half gemms on
-# a few rows cost more than the halves save. Measured (float64, epochs of
+# A mini-batch epoch on dense X splits each batch in two halves
+# (``minibatch_epoch_split``, threaded or not batch by batch) from this many
+# rows x parameters per batch and this many rows: below them, the two parallel
+# regions per batch (a few microseconds) and the per-half gemms on a few rows
+# cost more than the halves save. The choice depends on the shapes alone, never
+# on the threads: the split sums the gradient in two parts, other bits. Measured (float64, epochs of
 # 5,000 rows, split against serial): 20-16-3 at batch 200 (77k) -20%,
 # 100-64-10 at batch 32 (231k) -5%, 30-32-3 at batch 200 (218k) +4%,
 # 100-128-10 at batch 32 (455k) +3%, 100-64-10 at batch 64 (455k) +13-23%,
@@ -108,10 +133,13 @@ SPLIT_BATCH_MIN_ROWS = 32
 # 8, 784-128-10 ran 20% slower split (float64).
 SPLIT_SMALL_BATCH_WORK = 1_000_000
 SPLIT_SMALL_BATCH_MIN_ROWS = 16
-# Predict splits its rows in two halves, one parallel region per call: from
-# this many rows x parameters and twice this many rows.
+# Predict runs its chunks of rows two at a time on two threads from this many
+# rows x parameters and twice this many rows.
 SPLIT_PREDICT_WORK = 1 << 16
 SPLIT_PREDICT_MIN_ROWS = 64
+
+# Thread policies (see Network._thread_policy), by kind of step, layer sizes and dtype
+_thread_policies = {}
 
 _blas_lock = threading.Lock()
 _blas_users = 0
@@ -139,9 +167,12 @@ def _blas_libraries():
 def blas_on_one_thread():
     """Run the block with every BLAS library on one thread; yields whether it could.
 
-    The split mini-batch epoch calls BLAS from two threads of its own: a BLAS
-    pool of two more would spin against them on the same cores. Nested and
-    concurrent uses are counted; the last one out restores the thread counts.
+    Every kernel that calls BLAS runs inside it. OpenBLAS's gemm gives other
+    bits with another thread count, so results would otherwise depend on
+    it; and the split kernels call BLAS from two threads of their own, where
+    a BLAS pool of two more would spin against them on the same cores. Nested
+    and concurrent uses are counted; the last one out restores the thread
+    counts.
     """
     global _blas_users
     libraries = _blas_libraries()
@@ -554,6 +585,24 @@ class Network:
             self._buffers[(batch_max, inputs)] = bufs
         return bufs
 
+    def _thread_policy(self, kind, allowed=True):
+        """The thread policy of one kind of step (see
+        :mod:`fastmlp.kernels.threads`); threads enabled when ``allowed`` and
+        the thread pool is usable, as :func:`thread_setting` says.
+
+        Shared by every network of this process with the same layer sizes
+        and dtype, so that the fits of a grid search or a cross-validation
+        start from what the earlier ones measured. A policy changes the speed
+        only, never the results, and a race between two threads on one is
+        harmless."""
+        key = (kind, self.layer_sizes, self.dtype.char)
+        policy = _thread_policies.get(key)
+        if policy is None:
+            policy = _thread_policies.setdefault(key, K.new_policy())
+        usable = threads_usable()  # (launches the pool, which every caller needs)
+        policy[K.threads.P_ENABLED] = thread_setting() if allowed and usable else 0
+        return policy
+
     def release_buffers(self):
         """Drop the cached work buffers (a full-batch buffer can be large)."""
         self._buffers = {}
@@ -599,23 +648,16 @@ class Network:
         # several threads at once on one fitted network
         xbuf = np.empty((0, self.layer_sizes[0]), dtype=self.dtype)  # rows go in order
         units = int(sizes[1:].sum())
-        args = (Xd, data, indices, indptr, is_sparse, params, sizes, codes,
-                self.leaky_relu_slope, out)
-        if n >= 2 * SPLIT_PREDICT_MIN_ROWS and n * params.size >= SPLIT_PREDICT_WORK and (
-            threads_usable()
-        ):
-            # rows split over Numba's two threads, each with one-thread BLAS:
-            # fastmlp then never wakes the BLAS pool, whose spinning threads
-            # would slow the next split training epoch (see blas_on_one_thread)
-            chunk = min(PREDICT_CHUNK, (n + 1) // 2)
-            with blas_on_one_thread() as one_thread:
-                if one_thread:
-                    K.predict_batches_threaded(
-                        *args, np.empty((2, chunk * units), dtype=self.dtype), xbuf
-                    )
-                    return out
-        chunk = min(PREDICT_CHUNK, max(n, 1))
-        K.predict_batches(*args, np.empty(chunk * units, dtype=self.dtype), xbuf)
+        # chunks of rows, two at a time (on two threads where they pay): the
+        # chunks depend on n alone, so the bits do not depend on the threads
+        chunk = min(PREDICT_CHUNK, max((n + 1) // 2, 1))
+        big_enough = n >= 2 * SPLIT_PREDICT_MIN_ROWS and n * params.size >= SPLIT_PREDICT_WORK
+        with blas_on_one_thread():
+            K.predict_chunks(
+                Xd, data, indices, indptr, is_sparse, params, sizes, codes,
+                self.leaky_relu_slope, out, np.empty((2, chunk * units), dtype=self.dtype), xbuf,
+                self._thread_policy("predict", big_enough),
+            )
         return out
 
     def predict(self, X):
@@ -666,13 +708,18 @@ class Network:
         sw = self._weights(sample_weight, n)
         if not sw.sum() > 0:
             raise ValueError("sample weights sum to zero")
-        abuf, dbuf, gbuf, xbuf = self._buffer(n, inputs=False)
         grads = np.empty_like(self._params)
-        loss = K.loss_and_gradients(
-            Xd, data, indices, indptr, is_sparse, Y, sw, self._params, self._sizes,
-            self._act_codes, self.leaky_relu_slope, self._loss_code, self.huber_delta,
-            float(loss_scale), float(alpha), grads, abuf, dbuf, gbuf, xbuf,
-        )
+        args = (Xd, data, indices, indptr, is_sparse, Y, sw, self._params, self._sizes,
+                self._act_codes, self.leaky_relu_slope, self._loss_code, self.huber_delta,
+                float(loss_scale), float(alpha), grads)
+        with blas_on_one_thread():
+            if n >= 2 * SPLIT_BATCH_MIN_ROWS and n * self._params.size >= SPLIT_BATCH_WORK:
+                # two halves, on two threads where they pay (as a split batch)
+                loss = K.loss_and_gradients_split(
+                    *args, *self._objective_buffers(n), self._thread_policy("objective")
+                )
+            else:
+                loss = K.loss_and_gradients(*args, *self._buffer(n, inputs=False))
         return float(loss), grads
 
     # ------------------------------------------------------------------ training
@@ -777,23 +824,19 @@ class Network:
             xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
             total = K.sgd_epoch(
                 Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, gbuf,
-                xwork, info, threads_usable(),
+                xwork, info, self._thread_policy("per-sample"),
             )
         elif not is_sparse and self._split_batches(batch_size):
-            with blas_on_one_thread() as one_thread:
-                if one_thread:
-                    total = K.minibatch_epoch_threaded(
-                        Xd, Y, sw, order, batch_size, *common,
-                        *self._split_buffers(batch_size), info,
-                    )
-            if not one_thread:
+            with blas_on_one_thread():
+                total = K.minibatch_epoch_split(
+                    Xd, Y, sw, order, batch_size, *common, *self._split_buffers(batch_size), info,
+                    self._thread_policy(("split", batch_size)),
+                )
+        else:
+            with blas_on_one_thread():
                 total = self._minibatch_epoch(
                     Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, common, info
                 )
-        else:
-            total = self._minibatch_epoch(
-                Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, common, info
-            )
         if info[1] != K.STATUS_OK:
             for array, before in zip(saved, backup):
                 array[...] = before
@@ -818,36 +861,33 @@ class Network:
         )
 
     @contextmanager
-    def training_threads(self, batch_size, sparse=False):
-        """Context for a run of :meth:`train_epoch` calls at ``batch_size``.
+    def training_threads(self):
+        """Context for a run of :meth:`train_epoch` calls (a fit).
 
-        When those epochs split their batches over Numba's threads, BLAS
-        stays on one thread for the whole run, the predictions and validation
-        losses between epochs included: switching between the two thread
-        pools costs more than either saves (a BLAS pool that has just run
-        keeps its threads spinning for about 0.1 s, and they slow the next
-        split epoch 2-4x). Otherwise (``sparse`` input is never split) it
-        does nothing.
+        BLAS stays on one thread for the whole run, the predictions and
+        validation losses between epochs included (every kernel that calls
+        BLAS limits it to one thread anyway): switching between the two
+        thread pools costs more than either saves (a BLAS pool that has just
+        run keeps its threads spinning for about 0.1 s, and they slow the next
+        split epoch 2-4x).
         """
-        if batch_size > 1 and not sparse and self._split_batches(batch_size):
-            with blas_on_one_thread():
-                yield
-        else:
+        with blas_on_one_thread():
             yield
 
     def _split_batches(self, batch_size):
-        """Whether mini-batch epochs on dense X split each batch over two
-        threads: batches big enough (:data:`SPLIT_BATCH_WORK`,
-        :data:`SPLIT_SMALL_BATCH_WORK`), no dropout
-        (its masks are drawn in row order) and a usable thread pool."""
+        """Whether mini-batch epochs on dense X split each batch in two halves:
+        batches big enough (:data:`SPLIT_BATCH_WORK`,
+        :data:`SPLIT_SMALL_BATCH_WORK`) and no dropout (its masks are drawn in
+        row order). The shapes alone decide, never the threads, so the bits
+        are the same on any machine, loaded or not."""
         work = batch_size * self._params.size
         big_enough = (
             batch_size >= SPLIT_BATCH_MIN_ROWS and work >= SPLIT_BATCH_WORK
         ) or (batch_size >= SPLIT_SMALL_BATCH_MIN_ROWS and work >= SPLIT_SMALL_BATCH_WORK)
-        return big_enough and not self._dropout.any() and threads_usable()
+        return big_enough and not self._dropout.any()
 
     def _split_buffers(self, batch_size):
-        """Work arrays of :func:`fastmlp.kernels.minibatch_epoch_threaded`: the
+        """Work arrays of :func:`fastmlp.kernels.minibatch_epoch_split`: the
         first layer's gradient, the other gradients (one row per half batch),
         then activations, deltas, gates and gathered rows per half batch, and
         the row blocks' sums of squares (reused across calls)."""
@@ -866,6 +906,26 @@ class Network:
                 np.zeros((2, gates), dtype=self.dtype),
                 np.zeros((2, half, self.layer_sizes[0]), dtype=self.dtype),
                 np.zeros(K.ROW_BLOCKS, dtype=self.dtype),
+            )
+            self._buffers[key] = bufs
+        return bufs
+
+    def _objective_buffers(self, n):
+        """Work arrays of :func:`fastmlp.kernels.loss_and_gradients_split` for
+        ``n`` rows: the halves' gradients, then activations, deltas and gates
+        per half, and an empty gathered-rows buffer (rows go in order)."""
+        key = ("objective", n)
+        bufs = self._buffers.get(key)
+        if bufs is None:
+            half = (n + 1) // 2
+            units = sum(self.layer_sizes[1:])
+            gates = half * units if self._needs_gates() else 0
+            bufs = (
+                np.zeros((2, self._params.size), dtype=self.dtype),
+                np.zeros((2, half * units), dtype=self.dtype),
+                np.zeros((2, half * units), dtype=self.dtype),
+                np.zeros((2, gates), dtype=self.dtype),
+                np.zeros((0, self.layer_sizes[0]), dtype=self.dtype),
             )
             self._buffers[key] = bufs
         return bufs
@@ -895,7 +955,7 @@ class Network:
         X = self.prepare(X)
         n = X.n_samples
         self.loss_curve_ = []
-        with self.training_threads(int(batch_size), X.is_sparse):
+        with self.training_threads():
             for _ in range(int(epochs)):
                 order = rng.permutation(n) if shuffle else None
                 self.loss_curve_.append(

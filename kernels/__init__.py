@@ -2,8 +2,9 @@
 
 Groups: :mod:`.activations` (activations and derivatives), :mod:`.losses`
 (output losses fused with their gradient), :mod:`.dense` (fused dense layers),
-:mod:`.optimizers` (in-place optimizer steps) and :mod:`.network` (forward,
-loss-and-gradients and whole training epochs on a flat parameter vector).
+:mod:`.optimizers` (in-place optimizer steps), :mod:`.network` (forward,
+loss-and-gradients and whole training epochs on a flat parameter vector) and
+:mod:`.threads` (when a step runs on the thread pool: timed, step by step).
 """
 
 from .activations import ACTIVATION_CODES
@@ -14,13 +15,15 @@ from .network import (
     STATUS_OK,
     layout,
     loss_and_gradients,
+    loss_and_gradients_split,
     minibatch_epoch,
-    minibatch_epoch_threaded,
+    minibatch_epoch_split,
     predict_batches,
-    predict_batches_threaded,
+    predict_chunks,
     sgd_epoch,
 )
 from .optimizers import N_HYPER, OPTIMIZER_CODES, ROW_BLOCKS, make_hyper
+from .threads import new_policy
 
 __all__ = [
     "ACTIVATION_CODES",
@@ -34,10 +37,12 @@ __all__ = [
     "is_supported_pair",
     "layout",
     "loss_and_gradients",
+    "loss_and_gradients_split",
     "make_hyper",
+    "new_policy",
     "minibatch_epoch",
-    "minibatch_epoch_threaded",
+    "minibatch_epoch_split",
     "predict_batches",
-    "predict_batches_threaded",
+    "predict_chunks",
     "sgd_epoch",
 ]

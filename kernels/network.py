@@ -52,6 +52,7 @@ from .optimizers import (
     zero_like,
 )
 from ._jit import PRANGE_ONLY, jit, unliteral
+from .threads import cycles, record_step, use_threads
 
 STATUS_OK = 0
 STATUS_NONFINITE_LOSS = 1
@@ -338,26 +339,65 @@ def predict_batches(
                 out[start + r, j] = z[r, j]
 
 
-
-@jit(parallel=PRANGE_ONLY)
-def predict_batches_threaded(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes, act_codes,
-    act_param, out, abuf, xbuf,
+@jit
+def _predict_chunk(
+    chunk_index, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes,
+    act_codes, act_param, out, abuf, xbuf,
 ):
-    """:func:`predict_batches` on two threads: the first ``ceil(n / 2)`` rows on
-    one, the rest on the other, each with its row of ``abuf`` (shape ``(2, m)``).
-
-    BLAS is called from both threads: limit it to one thread for the call."""
+    """Rows ``chunk_index * chunk`` to the next chunk's start (or the end)
+    through :func:`predict_batches`, on ``abuf[h]``; nothing past the end."""
     n = out.shape[0]
-    first = (n + 1) // 2
-    for h in prange(2):
-        r0 = h * first
-        r1 = first if h == 0 else n
+    r0 = chunk_index * chunk
+    if r0 < n:
+        r1 = min(n, r0 + chunk)
         # CSR rows: a slice of indptr still points into the whole data / indices
         predict_batches(
             X_dense[r0:r1], X_data, X_indices, X_indptr[r0 : r1 + 1], is_sparse, params,
             layer_sizes, act_codes, act_param, out[r0:r1], abuf[h], xbuf,
         )
+
+
+@jit(parallel=PRANGE_ONLY)
+def predict_chunks(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes, act_codes,
+    act_param, out, abuf, xbuf, policy,
+):
+    """Output activations of every row of X into ``out``, in chunks of rows
+    taken two at a time.
+
+    A chunk holds as many rows as a row of ``abuf`` (shape ``(2, m)``) holds
+    units of every layer. Per pair of chunks, ``policy``
+    (:mod:`fastmlp.kernels.threads`) runs the two on Numba's thread pool, one
+    per thread, or one after the other on this thread: the same arithmetic,
+    so the same bits. BLAS is called from both threads: limit it to one
+    thread for the call (its results also depend on its own thread count).
+    """
+    n = out.shape[0]
+    n_weight_layers = layer_sizes.shape[0] - 1
+    units = 0
+    for l in range(1, n_weight_layers + 1):
+        units += layer_sizes[l]
+    chunk = abuf.shape[1] // units
+    n_chunks = (n + chunk - 1) // chunk
+    for pair in range(0, n_chunks, 2):
+        threaded = use_threads(policy) and pair + 1 < n_chunks
+        started = cycles()
+        if threaded:
+            for h in prange(2):
+                _predict_chunk(
+                    pair + h, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse, params,
+                    layer_sizes, act_codes, act_param, out, abuf, xbuf,
+                )
+        else:
+            for h in range(2):
+                _predict_chunk(
+                    pair + h, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse, params,
+                    layer_sizes, act_codes, act_param, out, abuf, xbuf,
+                )
+        if pair + 1 < n_chunks:
+            rows = min(n, (pair + 2) * chunk) - pair * chunk
+            record_step(policy, threaded, cycles() - started, rows)
+
 
 @jit
 def loss_and_gradients(
@@ -389,6 +429,89 @@ def loss_and_gradients(
         grads[i] = (grads[i] + alpha * params[i]) * inv
     for i in range(n_coef, params.shape[0]):
         grads[i] = grads[i] * inv
+    sq = coef_sq_norm(params, n_coef)
+    return loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
+
+
+@jit
+def _objective_half(
+    h, X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, params,
+    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param, no_dropout, rng_state,
+    loss_code, loss_param, abuf, dbuf, gbuf, xbuf, half_grads, half_loss, half_weight,
+):
+    """Half ``h`` of the rows (the first ``ceil(n / 2)``, then the rest): loss
+    and weight sums into ``half_loss[h]`` / ``half_weight[h]``, unscaled
+    gradients into ``half_grads[h]``."""
+    n = order.shape[0]
+    first = (n + 1) // 2
+    h_rows = first if h == 0 else n - first
+    if h_rows > 0:
+        result = _batch_loss_and_raw_gradients(
+            X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+            unliteral(True), h * first, h_rows, params, layer_sizes, w_off, b_off, unit_off,
+            half_max, act_codes, act_param, no_dropout, rng_state, loss_code, loss_param,
+            abuf[h], dbuf[h], gbuf[h], xbuf, half_grads[h], unliteral(0), unliteral(False),
+        )
+        half_loss[h] = result[0]
+        half_weight[h] = result[1]
+    else:
+        half_loss[h] = 0.0
+        half_weight[h] = 0.0
+        for i in range(half_grads.shape[1]):
+            half_grads[h, i] = 0
+
+
+@jit(parallel=PRANGE_ONLY)
+def loss_and_gradients_split(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, params, layer_sizes,
+    act_codes, act_param, loss_code, loss_param, loss_scale, alpha, grads, half_grads, abuf,
+    dbuf, gbuf, xbuf, policy,
+):
+    """:func:`loss_and_gradients` over the rows in two halves, summed.
+
+    The halves (the first ``ceil(n / 2)`` rows, then the rest) run on two
+    threads or one after the other on this thread, as ``policy``
+    (:mod:`fastmlp.kernels.threads`) chooses: the same arithmetic either way.
+    The results equal :func:`loss_and_gradients`'s up to rounding (each sum in
+    two parts). ``half_grads`` has shape ``(2, n_params)``; ``abuf``, ``dbuf``
+    and ``gbuf`` a leading axis of 2, each row for ``ceil(n / 2)`` rows. BLAS
+    is called from both threads: limit it to one thread for the call.
+    """
+    w_off, b_off, unit_off = layout(layer_sizes)
+    n = Y.shape[0]
+    order = np.arange(n)
+    half_max = max((n + 1) // 2, 1)
+    no_dropout = np.zeros(layer_sizes.shape[0] - 1)
+    rng_state = np.zeros(1, dtype=np.uint64)
+    half_loss = np.zeros(2)
+    half_weight = np.zeros(2)
+    threaded = use_threads(policy)
+    started = cycles()
+    if threaded:
+        for h in prange(2):
+            _objective_half(
+                h, X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+                params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
+                no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
+                half_grads, half_loss, half_weight,
+            )
+    else:
+        for h in range(2):
+            _objective_half(
+                h, X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+                params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
+                no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
+                half_grads, half_loss, half_weight,
+            )
+    record_step(policy, threaded, cycles() - started, n)
+    loss_sum = half_loss[0] + half_loss[1]
+    sw_sum = half_weight[0] + half_weight[1]
+    n_coef = b_off[0]
+    inv = 1.0 / sw_sum
+    for i in range(n_coef):
+        grads[i] = (half_grads[0, i] + half_grads[1, i] + alpha * params[i]) * inv
+    for i in range(n_coef, params.shape[0]):
+        grads[i] = (half_grads[0, i] + half_grads[1, i]) * inv
     sq = coef_sq_norm(params, n_coef)
     return loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
 
@@ -465,26 +588,108 @@ def minibatch_epoch(
 
 
 
+@jit
+def _split_half(
+    h, X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params, layer_sizes,
+    w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
+    loss_param, abuf, dbuf, gbuf, xbuf, upper_grads, size0, half_loss, half_weight,
+):
+    """Half ``h`` of the batch ``order[start:start + nb]`` (its first ``ceil(nb / 2)``
+    rows, then the rest): forward pass, loss and backward pass on the half's
+    row of each work array, every gradient but the first layer's into
+    ``upper_grads[h]``; its loss and weight sums into ``half_loss[h]`` and
+    ``half_weight[h]``."""
+    first = (nb + 1) // 2
+    h_rows = first if h == 0 else nb - first
+    if h_rows > 0:
+        result = _batch_loss_and_raw_gradients(
+            X_dense, no_sparse, no_index, no_index, unliteral(False), Y, sample_weight,
+            order, unliteral(False), start + h * first, h_rows, params, layer_sizes,
+            w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates,
+            rng_state, loss_code, loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h],
+            upper_grads[h], size0, unliteral(True),
+        )
+        half_loss[h] = result[0]
+        half_weight[h] = result[1]
+    else:
+        half_loss[h] = 0.0
+        half_weight[h] = 0.0
+
+
+@jit
+def _split_step_task(
+    c, nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf, xbuf,
+    gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv, lr_t, hyper, unit,
+    sq_parts, upper_sq,
+):
+    """Task ``c`` of a split batch's step. Task 0: the upper layers and every
+    intercept (the halves' gradients added, then stepped; sums of squares into
+    ``upper_sq``). Task ``c >= 1``: row block ``c - 1`` of the first layer, its
+    gradient formed by one gemm per half and stepped at once (its sum of
+    squares into ``sq_parts[c - 1]``)."""
+    n_params = params.shape[0]
+    size0 = first_grad.shape[0]
+    first = (nb + 1) // 2
+    if c == 0:  # upper layers and every intercept: small, one task
+        if nb > first:
+            for i in range(upper_grads.shape[1]):
+                upper_grads[0, i] += upper_grads[1, i]
+        ug = upper_grads[0]
+        upper_sq[0] = update_rank1(
+            opt, _row(params, size0, n_coef), _row(state1, size0, n_coef),
+            _row(state2, size0, n_coef), unit, ug[: n_coef - size0], alpha, inv, lr_t, hyper,
+        )
+        upper_sq[1] = update_rank1(
+            opt, _row(params, n_coef, n_params), _row(state1, n_coef, n_params),
+            _row(state2, n_coef, n_params), unit, ug[n_coef - size0 :], zero_like(alpha), inv,
+            lr_t, hyper,
+        )
+    else:
+        k0 = (c - 1) * n_in // n_blocks
+        k1 = c * n_in // n_blocks
+        for h in range(2):
+            h_rows = first if h == 0 else nb - first
+            if h_rows > 0:
+                gemm_rows_at_b(
+                    dbuf[h], half_max * unit_off[1], n_first, xbuf[h], k0, k1, n_in, h_rows,
+                    first_grad, gemm_scalars, 1 if h == 0 else 2,
+                )
+            elif h == 0:
+                for i in range(k0 * n_first, k1 * n_first):
+                    first_grad[i] = 0
+        i0 = k0 * n_first
+        i1 = k1 * n_first
+        sq_parts[c - 1] = update_rank1(
+            opt, _row(params, i0, i1), _row(state1, i0, i1), _row(state2, i0, i1), unit,
+            first_grad[i0:i1], alpha, inv, lr_t, hyper,
+        )
+
+
 @jit(parallel=PRANGE_ONLY)
-def minibatch_epoch_threaded(
+def minibatch_epoch_split(
     X_dense, Y, sample_weight, order, batch_size,
     params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
     loss_scale, opt, lr, hyper, state1, state2, step, first_grad, upper_grads, abuf, dbuf, gbuf,
-    xbuf, sq_parts, info,
+    xbuf, sq_parts, info, policy,
 ):
-    """:func:`minibatch_epoch` on dense X, each batch split in two halves, one per thread.
+    """:func:`minibatch_epoch` on dense X, each batch split in two halves.
 
     Each half (the batch's first ``ceil(nb / 2)`` rows, then the rest) goes
-    through the forward pass, loss and backward pass on a thread of its own,
-    with the gradients of every layer but the first. The first layer's
+    through the forward pass, loss and backward pass with the gradients of
+    every layer but the first (:func:`_split_half`). The first layer's
     gradient (the big one) is then formed in ``sq_parts.shape[0]`` row
     blocks, each ``X0[:, rows].T @ D0 + X1[:, rows].T @ D1`` by one BLAS call
     per half, and each block stepped at once while it is in cache; the upper
-    layers and the intercepts are one more task. BLAS is called from both
-    threads: limit it to one thread for the call, or the two pools fight
-    over the cores. The split does not depend on the number of threads, so
-    neither do the results; they equal :func:`minibatch_epoch`'s up to
-    rounding (the gradient is summed in two parts).
+    layers and the intercepts are one more task (:func:`_split_step_task`).
+
+    Per batch, ``policy`` (:mod:`fastmlp.kernels.threads`) runs the two
+    halves and then the step's tasks on Numba's thread pool, or the same
+    work in the same order on this thread: the split depends on the shapes
+    alone, so the results do not depend on the mode, the number of threads or
+    the machine's load. They equal :func:`minibatch_epoch`'s up to rounding
+    (the gradient is summed in two parts). BLAS is called from both threads:
+    limit it to one thread for the call (its results also depend on its own
+    thread count).
 
     Work arrays: ``first_grad`` (n_in * n_hidden1,), ``upper_grads``
     ``(2, n_params - first_grad.size)`` (one row per half, the packed layout
@@ -497,7 +702,6 @@ def minibatch_epoch_threaded(
     w_off, b_off, unit_off = layout(layer_sizes)
     n = order.shape[0]
     n_coef = b_off[0]
-    n_params = params.shape[0]
     n_in = layer_sizes[0]
     n_first = layer_sizes[1]
     size0 = first_grad.shape[0]
@@ -522,22 +726,24 @@ def minibatch_epoch_threaded(
     n_steps = 0
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
-        first = (nb + 1) // 2
-        for h in prange(2):
-            h_rows = first if h == 0 else nb - first
-            if h_rows > 0:
-                result = _batch_loss_and_raw_gradients(
-                    X_dense, no_sparse, no_index, no_index, unliteral(False), Y, sample_weight,
-                    order, unliteral(False), start + h * first, h_rows, params, layer_sizes,
-                    w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates,
-                    rng_state, loss_code, loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h],
-                    upper_grads[h], size0, unliteral(True),
+        threaded = use_threads(policy)
+        started = cycles()
+        if threaded:
+            for h in prange(2):
+                _split_half(
+                    h, X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params,
+                    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
+                    drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
+                    upper_grads, size0, half_loss, half_weight,
                 )
-                half_loss[h] = result[0]
-                half_weight[h] = result[1]
-            else:
-                half_loss[h] = 0.0
-                half_weight[h] = 0.0
+        else:
+            for h in range(2):
+                _split_half(
+                    h, X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params,
+                    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
+                    drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
+                    upper_grads, size0, half_loss, half_weight,
+                )
         loss_sum = half_loss[0] + half_loss[1]
         sw_sum = half_weight[0] + half_weight[1]
         if sw_sum == 0:  # a batch of zero-weight rows carries no gradient
@@ -550,40 +756,21 @@ def minibatch_epoch_threaded(
         total += batch_loss * nb
         lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / sw_sum
-        for c in prange(n_blocks + 1):
-            if c == 0:  # upper layers and every intercept: small, one task
-                if nb > first:
-                    for i in range(upper_grads.shape[1]):
-                        upper_grads[0, i] += upper_grads[1, i]
-                ug = upper_grads[0]
-                upper_sq[0] = update_rank1(
-                    opt, _row(params, size0, n_coef), _row(state1, size0, n_coef),
-                    _row(state2, size0, n_coef), unit, ug[: n_coef - size0], alpha, inv, lr_t,
-                    hyper,
+        if threaded:
+            for c in prange(n_blocks + 1):
+                _split_step_task(
+                    c, nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
+                    xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
+                    lr_t, hyper, unit, sq_parts, upper_sq,
                 )
-                upper_sq[1] = update_rank1(
-                    opt, _row(params, n_coef, n_params), _row(state1, n_coef, n_params),
-                    _row(state2, n_coef, n_params), unit, ug[n_coef - size0 :], zero, inv, lr_t,
-                    hyper,
+        else:
+            for c in range(n_blocks + 1):
+                _split_step_task(
+                    c, nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
+                    xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
+                    lr_t, hyper, unit, sq_parts, upper_sq,
                 )
-            else:
-                k0 = (c - 1) * n_in // n_blocks
-                k1 = c * n_in // n_blocks
-                for h in range(2):
-                    h_rows = first if h == 0 else nb - first
-                    if h_rows > 0:
-                        gemm_rows_at_b(
-                            dbuf[h], half_max * unit_off[1], n_first, xbuf[h], k0, k1, n_in,
-                            h_rows, first_grad, gemm_scalars, 1 if h == 0 else 2,
-                        )
-                    elif h == 0:
-                        first_grad[k0 * n_first : k1 * n_first] = 0
-                i0 = k0 * n_first
-                i1 = k1 * n_first
-                sq_parts[c - 1] = update_rank1(
-                    opt, _row(params, i0, i1), _row(state1, i0, i1), _row(state2, i0, i1), unit,
-                    first_grad[i0:i1], alpha, inv, lr_t, hyper,
-                )
+        record_step(policy, threaded, cycles() - started, nb)
         sq = upper_sq[0]
         for c in range(n_blocks):
             sq += sq_parts[c]
@@ -602,8 +789,7 @@ def minibatch_epoch_threaded(
 def sgd_epoch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
     params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
-    loss_scale, opt, lr, hyper, state1, state2, step, abuf, dbuf, gbuf, xwork, info,
-    threaded=False,
+    loss_scale, opt, lr, hyper, state1, state2, step, abuf, dbuf, gbuf, xwork, info, policy,
 ):
     """One epoch of per-sample (batch size 1) training, fused and allocation-free.
 
@@ -619,11 +805,13 @@ def sgd_epoch(
     no momentum, ``alpha = 0``); otherwise the row is scattered into
     ``xwork`` (length n_features, zero on entry and on exit).
 
-    With ``threaded``, big layers are updated on Numba's thread pool in row
-    blocks (:func:`update_layer`); when the first layer is big and every layer
-    above it small, those are stepped as one more task of the first layer's
-    parallel region (:func:`_step_first_and_upper_threaded`). The result is
-    the same bit for bit either way.
+    Layers of ``BLOCKED_LAYER_SIZE`` weights or more are updated in row
+    blocks (:func:`update_layer`), on Numba's thread pool for the samples that
+    ``policy`` (:mod:`fastmlp.kernels.threads`) runs threaded; when the first
+    layer is big and every layer above it small, those are stepped as one more
+    task of the first layer's parallel region
+    (:func:`_step_first_and_upper_threaded`). The result is the same bit for
+    bit either way, so the policy may switch at any sample.
 
     SGD velocities are flushed of would-be subnormals at the start and every
     ``FLUSH_INTERVAL`` samples (:func:`fastmlp.kernels.optimizers.flush_velocities`).
@@ -671,16 +859,21 @@ def sgd_epoch(
     V01 = weight_view(state1, w_off, layer_sizes, 0)
     V02 = weight_view(state2, w_off, layer_sizes, 0)
     b0 = bias_view(params, b_off, layer_sizes, 0)
-    # threaded, dense, a blocked first layer and only small layers above it:
-    # the upper layers are stepped inside the first layer's parallel region
+    # dense, a blocked first layer and only small layers above it: when
+    # threaded, the upper layers are stepped inside the first layer's region
     n_blocks0 = min(ROW_BLOCKS, layer_sizes[0])
-    overlap = (
-        threaded and not is_sparse and n_blocks0 > 1
-        and layer_sizes[0] * layer_sizes[1] >= BLOCKED_LAYER_SIZE
+    can_overlap = (
+        not is_sparse and n_blocks0 > 1 and layer_sizes[0] * layer_sizes[1] >= BLOCKED_LAYER_SIZE
     )
-    for l in range(1, n_weight_layers):
-        if layer_sizes[l] * layer_sizes[l + 1] >= BLOCKED_LAYER_SIZE:
-            overlap = False
+    # the thread pool only ever runs the row blocks of big layers (not a CSR
+    # first layer's: its step is scattered by row)
+    threadable = False
+    for l in range(n_weight_layers):
+        big = layer_sizes[l] * layer_sizes[l + 1] >= BLOCKED_LAYER_SIZE and layer_sizes[l] > 1
+        if big and (l > 0 or not is_sparse):
+            threadable = True
+            if l > 0:
+                can_overlap = False
     upper_out = np.zeros(2, dtype=params.dtype)
     for s in range(n):
         i = order[s]
@@ -688,6 +881,8 @@ def sgd_epoch(
         if w == 0:
             info[0] = s + 1
             continue
+        threaded = threadable and use_threads(policy)
+        started = cycles()
         # forward
         out = abuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
         if is_sparse:
@@ -738,7 +933,7 @@ def sgd_epoch(
         lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / w
         d0 = dbuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
-        if overlap and s_next < n:
+        if threaded and can_overlap and s_next < n:
             # the first layer's row blocks and the upper layers in one parallel
             # region (the upper layers as one more task, on the first thread)
             _step_first_and_upper_threaded(
@@ -785,6 +980,8 @@ def sgd_epoch(
             )
         sq = sq0 + sq_up
         info[0] = s + 1
+        if threadable:
+            record_step(policy, threaded, cycles() - started, 1)
         if not (math.isfinite(sq) and math.isfinite(bsq)):
             info[1] = STATUS_NONFINITE_WEIGHTS
             return total

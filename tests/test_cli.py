@@ -75,3 +75,4 @@ def test_predict_with_missing_model_and_info():
     assert done.returncode == 2 and "no such model file" in done.stderr
     done = run("info")
     assert done.returncode == 0 and "numba cache" in done.stdout
+    assert "threads:" in done.stdout and "layer" in done.stdout

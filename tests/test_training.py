@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastmlp.kernels as K
+import fastmlp.network as network_module
 from fastmlp.kernels import optimizers
 from fastmlp import Network, TrainingDiverged
 
@@ -20,6 +21,17 @@ SOLVERS = [
     ("adagrad", {}),
     ("adadelta", {}),
 ]
+
+
+def threaded_steps():
+    """Steps run on the thread pool so far, over every thread policy of the process."""
+    return sum(p[K.threads.P_STEPS + 1] for p in network_module._thread_policies.values())
+
+
+def threads_may_run():
+    """Whether the kernels may use the thread pool here at all (two threads or more,
+    a thread-safe layer): where not, every setting runs serial."""
+    return network_module.threads_usable()
 
 
 def _problem(rng, n=23, sizes=(5, 7, 4, 3)):
@@ -169,8 +181,6 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
     # row's forward pass; small upper layers (128 x 3, 128 x 40) are stepped in
     # the same parallel region, a big one (128 x 300) in blocks of its own.
     # Threaded and serial runs must agree exactly.
-    import fastmlp.network as network_module
-
     assert 300 * 128 >= K.optimizers.BLOCKED_LAYER_SIZE
     assert 128 * 40 < K.optimizers.BLOCKED_LAYER_SIZE <= 128 * 300
     X = rng.rand(12, 300)
@@ -179,13 +189,15 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
     order = rng.permutation(12)
     hidden = ["relu"] * (len(sizes) - 2)
     results = []
-    for threaded in (False, True):
-        monkeypatch.setattr(network_module, "threads_usable", lambda: threaded)
+    for setting in ("0", "always"):
+        monkeypatch.setenv("FASTMLP_THREADS", setting)
         net = Network(sizes, activation=hidden, output="softmax", loss="log_loss",
                       random_state=0)
         net.set_optimizer(solver, **options)
+        before = threaded_steps()
         loss = net.train_epoch(X, Y, 0.05, batch_size=1, order=order, alpha=0.01)
         results.append((loss, net.params.copy()))
+        assert (threaded_steps() > before) == (setting == "always" and threads_may_run())
     assert results[0][0] == results[1][0]
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
@@ -370,28 +382,26 @@ def test_sgd_velocities_of_dead_units_never_go_subnormal(rng, dtype, batch_size,
     ([784, 128, 10], 8, False),  # too few rows per half
 ])
 def test_split_epoch_is_chosen_where_it_was_measured_to_pay(monkeypatch, sizes, batch_size, split):
-    import fastmlp.network as network_module
-
-    monkeypatch.setattr(network_module, "threads_usable", lambda: True)
     net = Network(sizes, output="softmax", loss="log_loss", random_state=0)
     assert net._split_batches(batch_size) is split
     assert not Network(sizes, dropout=0.1, random_state=0)._split_batches(batch_size)
+    # the shapes alone decide: the same split without threads (same bits)
+    monkeypatch.setenv("FASTMLP_THREADS", "0")
+    assert net._split_batches(batch_size) is split
 
 
 @pytest.fixture
 def split_everywhere(monkeypatch):
-    """Mini-batch epochs and predictions split over two threads at any size,
-    counting the calls of the split kernels (``calls``)."""
-    import fastmlp.network as network_module
-
+    """Mini-batch epochs split and predictions threaded at any size, every
+    step on two threads (``FASTMLP_THREADS=always``), counting the calls of
+    the split epoch and of predict (``calls``)."""
     monkeypatch.setattr(network_module, "SPLIT_BATCH_WORK", 0)
     monkeypatch.setattr(network_module, "SPLIT_BATCH_MIN_ROWS", 2)
     monkeypatch.setattr(network_module, "SPLIT_PREDICT_WORK", 0)
     monkeypatch.setattr(network_module, "SPLIT_PREDICT_MIN_ROWS", 1)
-    monkeypatch.setattr(network_module, "threads_usable", lambda: True)
+    monkeypatch.setenv("FASTMLP_THREADS", "always")
     calls = {"epoch": 0, "predict": 0}
-    for name, key in (("minibatch_epoch_threaded", "epoch"),
-                      ("predict_batches_threaded", "predict")):
+    for name, key in (("minibatch_epoch_split", "epoch"), ("predict_chunks", "predict")):
         kernel = getattr(K, name)
 
         def spy(*args, _kernel=kernel, _key=key):
@@ -447,30 +457,39 @@ def test_split_minibatch_epoch_equals_python_loop_over_batches(
 def test_split_epoch_does_not_depend_on_the_thread_count(
     rng, monkeypatch, split_everywhere, dtype, solver, options
 ):
-    # the batch split is fixed, so one thread and two give the same bits
-    # (and a race between the two halves or the step's blocks would not)
+    # the batch split is fixed, so one thread, two, and the serial form of
+    # each step give the same bits (and a race between the two halves or the
+    # step's blocks would not)
     import numba
     X = rng.rand(300, 300).astype(dtype)
     Y = np.eye(4, dtype=dtype)[rng.randint(0, 4, 300)]
     order = rng.permutation(300)
     results = []
-    for n_threads in (1, numba.config.NUMBA_NUM_THREADS):
+    settings = [(1, "always"), (numba.config.NUMBA_NUM_THREADS, "always"),
+                (numba.config.NUMBA_NUM_THREADS, "0")]
+    for n_threads, setting in settings:
+        monkeypatch.setenv("FASTMLP_THREADS", setting)
         net = Network([300, 128, 16, 4], output="softmax", loss="log_loss", dtype=dtype,
                       random_state=0)
         assert net._split_batches(64)
         net.set_optimizer(solver, **options)
         previous = numba.get_num_threads()
         numba.set_num_threads(n_threads)
+        before = threaded_steps()
         try:
-            with net.training_threads(64):
+            with net.training_threads():
                 losses = [net.train_epoch(X, Y, 0.01, 64, order, alpha=1e-3) for _ in range(2)]
+            predictions = net.forward(X)
         finally:
             numba.set_num_threads(previous)
-        results.append((losses, net.params.copy(), net.predict(X)))
-    assert split_everywhere == {"epoch": 4, "predict": 2}
-    assert results[0][0] == results[1][0]
-    assert_array_equal(results[0][1], results[1][1])
-    assert_array_equal(results[0][2], results[1][2])
+        ran_threaded = threaded_steps() > before
+        assert ran_threaded == (setting == "always" and n_threads > 1 and threads_may_run())
+        results.append((losses, net.params.copy(), predictions))
+    assert split_everywhere == {"epoch": 6, "predict": 3}
+    for other in results[1:]:
+        assert results[0][0] == other[0]
+        assert_array_equal(results[0][1], other[1])
+        assert_array_equal(results[0][2], other[2])
 
 
 def test_split_epoch_divergence_restores_the_weights(rng, split_everywhere):
@@ -489,24 +508,21 @@ def test_split_epoch_divergence_restores_the_weights(rng, split_everywhere):
 @pytest.mark.parametrize("n", [1, 2, 3, 301])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_split_predict_equals_serial_predict(rng, monkeypatch, n, sparse, dtype):
-    import fastmlp.network as network_module
-
+def test_threaded_predict_equals_serial_predict_bit_for_bit(rng, monkeypatch, n, sparse, dtype):
     X = rng.randn(n, 9).astype(dtype)
     X[rng.rand(*X.shape) < 0.5] = 0.0
     Xin = sp.csr_matrix(X) if sparse else X
     net = Network([9, 16, 8, 3], activation=["tanh", "gelu"], output="softmax",
                   loss="log_loss", dtype=dtype, random_state=0)
-    serial = net.forward(Xin)
     monkeypatch.setattr(network_module, "SPLIT_PREDICT_WORK", 0)
     monkeypatch.setattr(network_module, "SPLIT_PREDICT_MIN_ROWS", 1)
-    monkeypatch.setattr(network_module, "threads_usable", lambda: True)
-    calls = []
-    kernel = K.predict_batches_threaded
-    monkeypatch.setattr(K, "predict_batches_threaded", lambda *a: calls.append(1) or kernel(*a))
+    monkeypatch.setenv("FASTMLP_THREADS", "0")
+    serial = net.forward(Xin)
+    monkeypatch.setenv("FASTMLP_THREADS", "always")
+    before = threaded_steps()
     split = net.forward(Xin)
-    assert len(calls) == (1 if n >= 2 else 0)
-    assert_allclose(split, serial, rtol=1e-12 if dtype == "float64" else 1e-6, atol=0)
+    assert (threaded_steps() > before) == (n >= 2 and threads_may_run())
+    assert_array_equal(split, serial)
     coefs = [c.astype(np.float64) for c in net.coefs_]
     ints = [b.astype(np.float64) for b in net.intercepts_]
     expected = ref.forward(X, coefs, ints, ["tanh", "gelu"], "softmax")[0][-1]
@@ -536,3 +552,34 @@ def test_blas_on_one_thread_nests_and_restores_the_thread_counts():
         with blas_on_one_thread():
             raise RuntimeError
     assert counts() == before
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_split_objective_is_the_whole_batch_one_threaded_or_not(rng, monkeypatch, sparse, dtype):
+    # L-BFGS's objective over two halves of the rows (41: an odd count), on
+    # two threads or one: the same bits either way, the whole batch's loss and
+    # gradients up to rounding
+    X = rng.randn(41, 9).astype(dtype)
+    X[rng.rand(*X.shape) < 0.5] = 0.0
+    Xin = sp.csr_matrix(X) if sparse else X
+    Y = np.eye(3, dtype=dtype)[rng.randint(0, 3, 41)]
+    sw = rng.uniform(0.5, 2.0, 41)
+    net = Network([9, 16, 8, 3], activation=["tanh", "gelu"], output="softmax",
+                  loss="log_loss", dtype=dtype, random_state=0)
+    loss, cg, ig = net.loss_and_gradients(Xin, Y, alpha=0.01, sample_weight=sw)
+    whole = (loss, np.concatenate([g.ravel() for g in cg + ig]))
+    monkeypatch.setattr(network_module, "SPLIT_BATCH_WORK", 0)
+    monkeypatch.setattr(network_module, "SPLIT_BATCH_MIN_ROWS", 1)
+    results = []
+    for setting in ("0", "always"):
+        monkeypatch.setenv("FASTMLP_THREADS", setting)
+        before = threaded_steps()
+        loss, cg, ig = net.loss_and_gradients(Xin, Y, alpha=0.01, sample_weight=sw)
+        assert (threaded_steps() > before) == (setting == "always" and threads_may_run())
+        results.append((loss, np.concatenate([g.ravel() for g in cg + ig])))
+    assert results[0][0] == results[1][0]
+    assert_array_equal(results[0][1], results[1][1])
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    assert results[0][0] == pytest.approx(whole[0], rel=rtol)
+    assert_allclose(results[0][1], whole[1], rtol=rtol, atol=rtol)

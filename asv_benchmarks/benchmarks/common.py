@@ -5,8 +5,11 @@ The profile comes from ``FASTMLP_BENCH_PROFILE``: 'fast' (CI, quick mode) or
 """
 
 import os
+import subprocess
+import sys
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -114,3 +117,105 @@ def torch_available():
     except ImportError:
         return False
     return True
+
+
+# --- speed on a busy machine -------------------------------------------------
+
+LOAD_CONFIGS = (  # what each is: see load_config
+    "default-digits", "sgd_1", "sgd_1-small", "sgd_32", "sgd_200", "lbfgs", "predict",
+)
+LIBRARIES = ("fastmlp", "fastmlp-1-thread", "scikit-learn")
+
+
+def load_config(name, profile=PROFILE):
+    """``(settings, X, y, sklearn_rows, kind)`` of one configuration of the load benchmark.
+
+    'default-digits' is ``MLPClassifier(max_iter=30)`` on scikit-learn's digits (Adam,
+    batch 200, the split epoch); 'sgd_1' / 'sgd_32' / 'sgd_200' one epoch of the
+    784-128-10 reference at that batch size; 'sgd_1-small' per-sample on 64-32-10 (no
+    layer big enough for threads: the control); 'lbfgs' five L-BFGS iterations on the
+    reference; 'predict' predictions of a fitted reference model (kind 'predict').
+    scikit-learn's per-sample runs take ``sklearn_rows`` rows (it is 30x slower).
+    """
+    from sklearn.datasets import load_digits
+
+    n = {"fast": 600, "regular": 3000}[profile]
+    if name == "default-digits":
+        X, y = load_digits(return_X_y=True)
+        return dict(max_iter=30, random_state=0), X / 16, y, len(y), "fit"
+    if name == "sgd_1-small":
+        X, y = load_digits(return_X_y=True)
+        settings = estimator_settings("sgd_1", hidden=(32,))
+        return settings, X / 16, y, min(len(y), n // 3), "fit"
+    X, _, y, _ = get_data(n_samples=n)
+    if name == "predict":
+        return estimator_settings("sgd_200"), X, y, n, "predict"
+    return estimator_settings(name), X, y, n // 3 if name == "sgd_1" else n, "fit"
+
+
+@contextmanager
+def busy_processes(count):
+    """``count`` CPU-bound processes running beside the block (as other work on a
+    shared machine would)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range(count)]
+    try:
+        time.sleep(0.2 if count else 0)  # let them reach the cores
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+@contextmanager
+def fastmlp_threads(setting):
+    """``FASTMLP_THREADS`` set to ``setting`` (None: unset, the default) for the block."""
+    before = os.environ.pop("FASTMLP_THREADS", None)
+    if setting is not None:
+        os.environ["FASTMLP_THREADS"] = setting
+    try:
+        yield
+    finally:
+        os.environ.pop("FASTMLP_THREADS", None)
+        if before is not None:
+            os.environ["FASTMLP_THREADS"] = before
+
+
+def _one_rate(library, settings, X, y, sklearn_rows, kind):
+    """Samples (or rows predicted) per second of one fit or predict of ``library``."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from fastmlp import MLPClassifier
+
+    make = SkMLP if library == "scikit-learn" else MLPClassifier
+    rows = sklearn_rows if library == "scikit-learn" else X.shape[0]
+    with fastmlp_threads("0" if library == "fastmlp-1-thread" else None):
+        model = make(**settings)
+        if kind == "predict":
+            model.fit(X[:500], y[:500])
+            Xp = np.tile(X, (max(1, 20_000 // X.shape[0]), 1))
+            return Xp.shape[0] / timed(model.predict, Xp)
+        elapsed = timed(model.fit, X[:rows], y[:rows])
+        epochs = getattr(model, "n_iter_", 1) if settings.get("solver") != "lbfgs" else 1
+        return rows * epochs / elapsed
+
+
+def rates_side_by_side(name, busy, rounds=3, profile=PROFILE):
+    """Median samples/s of each of :data:`LIBRARIES` on configuration ``name`` with
+    ``busy`` CPU-bound processes beside them, in ``rounds`` interleaved rounds (each
+    round times every library once, in turn, under the same load).
+
+    Returns ``{library: (median, min, max)}``.
+    """
+    quiet()
+    settings, X, y, sklearn_rows, kind = load_config(name, profile)
+    for library in LIBRARIES[:2]:  # compile / load the kernels outside the timing
+        small = load_config(name, "fast")
+        _one_rate(library, small[0], small[1][:200], small[2][:200], 200, small[4])
+    seen = {library: [] for library in LIBRARIES}
+    with busy_processes(busy):
+        for _ in range(rounds):
+            for library in LIBRARIES:
+                seen[library].append(_one_rate(library, settings, X, y, sklearn_rows, kind))
+    return {lib: (float(np.median(v)), min(v), max(v)) for lib, v in seen.items()}

@@ -1,0 +1,193 @@
+"""Whether the next step of a kernel runs on Numba's thread pool: decided by timing.
+
+A threaded step (two half batches, a layer's row blocks, two chunks of rows to
+predict) ends in a barrier that waits for every thread of the region. On a
+quiet machine that costs a microsecond or two. On a busy one (other processes
+on the cores, a grid search beside the fit) the other thread may not run again
+until the scheduler's next time slice, milliseconds later, and the threaded
+step becomes 10-100 times slower than the same step on one thread.
+
+Every threaded step in these kernels has a serial form that does the same
+arithmetic in the same order (the split of the work is fixed by the shapes,
+never by the number of threads), so the choice changes the speed, never the
+bits. The kernels make it step by step from what they measure:
+
+- a *policy* is a small float64 array owned by the caller, one per kind of
+  step (per-sample epoch, split mini-batch epoch at one batch size, predict),
+  kept across calls;
+- each step is timed with the CPU's cycle counter (:func:`cycles`) and the
+  time is added to the current *segment* of about :data:`SEGMENT_CYCLES`;
+  a segment runs in one mode, and its cost per row becomes that mode's
+  estimate;
+- the kernels run in the mode with the lower estimate, and every few segments
+  (from :data:`MIN_PROBE_INTERVAL` to :data:`MAX_PROBE_INTERVAL`, doubling
+  each time the other mode loses) spend one segment in the other mode to keep
+  its estimate current; a segment of the chosen mode that costs more than the
+  other mode's last estimate (load came or went) probes at once.
+
+A new policy starts serial and probes threads after its first segment: on a
+quiet machine that costs a part of one segment, while starting threaded on a
+busy one would cost a scheduler time slice per step. A probe costs at most
+one segment (or one step, if longer) in the slower mode: about 1% of the
+time once the probe interval has grown. Where the cycle counter does not
+advance (an architecture without one), no segment ever ends and the kernels
+stay serial.
+
+Which thread pool: Numba prefers TBB, whose work stealing lets the calling
+thread run every task of a region when the other thread is not scheduled and
+whose idle workers yield their core, but the ``tbb`` package from PyPI puts
+``libtbb`` where the dynamic loader does not look, so Numba falls back to
+OpenMP, whose idle workers spin for milliseconds after each region and slow
+the serial steps beside them on a busy machine. :func:`load_tbb` makes the
+installed TBB visible to Numba.
+"""
+
+import ctypes
+import os
+import sys
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
+
+from ._jit import jit
+
+_TBB_LIBRARY = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib"}.get(sys.platform)
+
+
+def _tbb_library_paths():
+    """Where the ``tbb`` package may have put its library: the environment's
+    ``lib/``, the user site's, and the files it lists."""
+    roots = [sys.prefix, sys.base_prefix]
+    try:
+        import site
+
+        roots.append(site.getuserbase())
+    except Exception:
+        pass
+    for root in roots:
+        yield os.path.join(root, "lib", _TBB_LIBRARY)
+    try:
+        from importlib.metadata import PackageNotFoundError, files
+
+        for f in files("tbb") or ():
+            if f.name == _TBB_LIBRARY:
+                yield str(f.locate())
+    except (ImportError, PackageNotFoundError):
+        pass
+
+
+def load_tbb():
+    """Load the ``tbb`` package's library so that Numba can use TBB as its
+    threading layer; returns whether it was loaded.
+
+    Nothing is done when the user chose a threading layer other than TBB
+    (``NUMBA_THREADING_LAYER``), when Numba's thread pool is already running,
+    on a platform without a known library name, or when no ``tbb`` is
+    installed: Numba then picks its layer as usual (OpenMP, else workqueue).
+    """
+    if _TBB_LIBRARY is None or numba.config.THREADING_LAYER not in (
+        "default", "safe", "threadsafe", "forksafe", "tbb"
+    ):
+        return False
+    from numba.np.ufunc import parallel
+
+    if parallel._is_initialized:
+        return False
+    for path in _tbb_library_paths():
+        if os.path.exists(path):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                return True
+            except OSError:
+                continue
+    return False
+
+
+load_tbb()
+
+# policy fields (a float64 array of N_POLICY)
+P_ENABLED = 0  # set by the caller: 0 never threaded, 1 measured (the default), 2 always
+P_MODE = 1  # mode of the current segment: 1 threaded, 0 serial
+P_BEST = 2  # mode with the lower estimate
+P_SEGMENT_CYCLES = 3  # cycles of the current segment so far
+P_SEGMENT_ROWS = 4  # rows done in the current segment
+P_COST = 5  # cycles per row: P_COST + 0 serial, P_COST + 1 threaded (0: not measured)
+P_WAIT = 7  # segments in the best mode before the next probe
+P_INTERVAL = 8  # probe interval (segments)
+P_STEPS = 9  # steps run: P_STEPS + 0 serial, P_STEPS + 1 threaded (for tests and benchmarks)
+N_POLICY = 11
+
+SEGMENT_CYCLES = 1 << 22  # about 1.5 ms at 2.5-3 GHz
+MIN_PROBE_INTERVAL = 8
+MAX_PROBE_INTERVAL = 256  # about 0.4 s of segments
+
+
+def new_policy(enabled=1):
+    """A fresh policy: serial first, threads measured by the first probe.
+
+    ``enabled``: 0 never threaded, 1 chosen by timing, 2 always threaded
+    (for tests and benchmarks)."""
+    policy = np.zeros(N_POLICY, dtype=np.float64)
+    policy[P_ENABLED] = enabled
+    policy[P_INTERVAL] = MIN_PROBE_INTERVAL
+    return policy
+
+
+@intrinsic
+def cycles(typingctx):
+    """The CPU's cycle counter (``llvm.readcyclecounter``: ``rdtsc`` on x86-64).
+
+    Only differences matter. 0 on an architecture without a counter.
+    """
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
+        return builder.call(fn, [])
+
+    return types.int64(), codegen
+
+
+@jit(inline="always")
+def use_threads(policy):
+    """Whether the next step runs on the thread pool."""
+    return policy[P_ENABLED] == 2 or (policy[P_ENABLED] == 1 and policy[P_MODE] != 0)
+
+
+@jit
+def record_step(policy, threaded, elapsed, rows):
+    """Account a step of ``rows`` rows that took ``elapsed`` cycles in mode
+    ``threaded``, and choose the mode of the next segment when this one ends."""
+    mode = 1 if threaded else 0
+    policy[P_STEPS + mode] += 1
+    if policy[P_ENABLED] != 1:
+        return
+    if elapsed > 0:  # (a thread moved between cores with unsynchronized counters)
+        policy[P_SEGMENT_CYCLES] += elapsed
+    policy[P_SEGMENT_ROWS] += rows
+    if policy[P_SEGMENT_CYCLES] < SEGMENT_CYCLES:
+        return
+    cost = policy[P_SEGMENT_CYCLES] / max(policy[P_SEGMENT_ROWS], 1.0)
+    policy[P_SEGMENT_CYCLES] = 0
+    policy[P_SEGMENT_ROWS] = 0
+    best = int(policy[P_BEST])
+    other = 1 - best
+    policy[P_COST + mode] = cost
+    if mode != best:  # a probe: keep the other mode if it was faster
+        if cost < policy[P_COST + best]:
+            policy[P_BEST] = mode
+            policy[P_INTERVAL] = MIN_PROBE_INTERVAL
+        else:
+            policy[P_INTERVAL] = min(2 * policy[P_INTERVAL], MAX_PROBE_INTERVAL)
+        policy[P_WAIT] = policy[P_INTERVAL]
+        policy[P_MODE] = policy[P_BEST]
+        return
+    policy[P_WAIT] -= 1
+    # probe now when the other mode was never measured or now looks faster,
+    # or when the interval is over
+    if policy[P_COST + other] == 0 or cost > policy[P_COST + other] or policy[P_WAIT] <= 0:
+        policy[P_MODE] = other
