@@ -886,6 +886,19 @@ class Network:
         ) or (batch_size >= SPLIT_SMALL_BATCH_MIN_ROWS and work >= SPLIT_SMALL_BATCH_WORK)
         return big_enough and not self._dropout.any()
 
+    def _half_buffers(self, rows):
+        """Activations, deltas and gates of each half of ``rows`` rows: three
+        arrays of shape ``(2, ceil(rows / 2) * units)`` (the gates empty unless
+        a hidden layer needs them)."""
+        half = (rows + 1) // 2
+        units = sum(self.layer_sizes[1:])
+        gates = half * units if self._needs_gates() else 0
+        return (
+            np.zeros((2, half * units), dtype=self.dtype),
+            np.zeros((2, half * units), dtype=self.dtype),
+            np.zeros((2, gates), dtype=self.dtype),
+        )
+
     def _split_buffers(self, batch_size):
         """Work arrays of :func:`fastmlp.kernels.minibatch_epoch_split`: the
         first layer's gradient, the other gradients (one row per half batch),
@@ -894,17 +907,12 @@ class Network:
         key = ("split", batch_size)
         bufs = self._buffers.get(key)
         if bufs is None:
-            half = (batch_size + 1) // 2
-            units = sum(self.layer_sizes[1:])
-            gates = half * units if self._needs_gates() else 0
             size0 = self.layer_sizes[0] * self.layer_sizes[1]
             bufs = (
                 np.zeros(size0, dtype=self.dtype),
                 np.zeros((2, self._params.size - size0), dtype=self.dtype),
-                np.zeros((2, half * units), dtype=self.dtype),
-                np.zeros((2, half * units), dtype=self.dtype),
-                np.zeros((2, gates), dtype=self.dtype),
-                np.zeros((2, half, self.layer_sizes[0]), dtype=self.dtype),
+                *self._half_buffers(batch_size),
+                np.zeros((2, (batch_size + 1) // 2, self.layer_sizes[0]), dtype=self.dtype),
                 np.zeros(K.ROW_BLOCKS, dtype=self.dtype),
             )
             self._buffers[key] = bufs
@@ -917,14 +925,9 @@ class Network:
         key = ("objective", n)
         bufs = self._buffers.get(key)
         if bufs is None:
-            half = (n + 1) // 2
-            units = sum(self.layer_sizes[1:])
-            gates = half * units if self._needs_gates() else 0
             bufs = (
                 np.zeros((2, self._params.size), dtype=self.dtype),
-                np.zeros((2, half * units), dtype=self.dtype),
-                np.zeros((2, half * units), dtype=self.dtype),
-                np.zeros((2, gates), dtype=self.dtype),
+                *self._half_buffers(n),
                 np.zeros((0, self.layer_sizes[0]), dtype=self.dtype),
             )
             self._buffers[key] = bufs

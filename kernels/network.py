@@ -52,7 +52,7 @@ from .optimizers import (
     zero_like,
 )
 from ._jit import PRANGE_ONLY, jit, unliteral
-from .threads import cycles, record_step, use_threads
+from .threads import begin_call, cycles, record_step, use_threads
 
 STATUS_OK = 0
 STATUS_NONFINITE_LOSS = 1
@@ -379,6 +379,7 @@ def predict_chunks(
         units += layer_sizes[l]
     chunk = abuf.shape[1] // units
     n_chunks = (n + chunk - 1) // chunk
+    begin_call(policy, n_chunks // 2)
     for pair in range(0, n_chunks, 2):
         threaded = use_threads(policy) and pair + 1 < n_chunks
         started = cycles()
@@ -724,6 +725,7 @@ def minibatch_epoch_split(
     info[1] = STATUS_OK
     flush_at = _flush_threshold(opt, hyper, state1)
     n_steps = 0
+    begin_call(policy, (n + batch_size - 1) // batch_size)
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         threaded = use_threads(policy)
@@ -875,6 +877,8 @@ def sgd_epoch(
             if l > 0:
                 can_overlap = False
     upper_out = np.zeros(2, dtype=params.dtype)
+    if threadable:
+        begin_call(policy, n)
     for s in range(n):
         i = order[s]
         w = sample_weight[i]

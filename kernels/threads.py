@@ -13,25 +13,32 @@ never by the number of threads), so the choice changes the speed, never the
 bits. The kernels make it step by step from what they measure:
 
 - a *policy* is a small float64 array owned by the caller, one per kind of
-  step (per-sample epoch, split mini-batch epoch at one batch size, predict),
-  kept across calls;
+  step (per-sample epoch, split mini-batch epoch at one batch size, predict,
+  the L-BFGS objective), kept across calls;
 - each step is timed with the CPU's cycle counter (:func:`cycles`) and the
   time is added to the current *segment* of about :data:`SEGMENT_CYCLES`;
-  a segment runs in one mode, and its cost per row becomes that mode's
-  estimate;
-- the kernels run in the mode with the lower estimate, and every few segments
-  (from :data:`MIN_PROBE_INTERVAL` to :data:`MAX_PROBE_INTERVAL`, doubling
-  each time the other mode loses) spend one segment in the other mode to keep
-  its estimate current; a segment of the chosen mode that costs more than the
-  other mode's last estimate (load came or went) probes at once.
+  a segment runs in one mode and ends with that mode's cost per row;
+- the chosen mode's estimate is a running average of its segments (one
+  preempted segment on a busy machine does not decide anything); the other
+  mode is *probed*, one segment, every :data:`MIN_PROBE_INTERVAL` to
+  :data:`MAX_PROBE_INTERVAL` segments: threads are chosen when a probe is
+  :data:`THREADS_MARGIN` faster than one thread, one thread when it is
+  faster at all;
+- while threaded, a segment slower than the last one-thread estimate (load
+  came) probes one thread at once; each time threads lose a probe or are
+  left, the probe interval doubles (it never shrinks: at its longest, about
+  0.1 s, it is how long a machine that became quiet waits for its threads);
+- the first :data:`WARMUP_STEPS` steps after a switch, and those of a call
+  long enough to spare them (:func:`begin_call`), are not timed: they pay for
+  waking the pool's sleeping workers and for cold caches, which would make
+  every probe of the threads look as slow as one thread.
 
 A new policy starts serial and probes threads after its first segment: on a
 quiet machine that costs a part of one segment, while starting threaded on a
 busy one would cost a scheduler time slice per step. A probe costs at most
-one segment (or one step, if longer) in the slower mode: about 1% of the
-time once the probe interval has grown. Where the cycle counter does not
-advance (an architecture without one), no segment ever ends and the kernels
-stay serial.
+one segment (or one step, if longer) in the slower mode: under 2% of the time
+once the interval has grown. Where the cycle counter does not advance (an
+architecture without one), no segment ever ends and the kernels stay serial.
 
 Which thread pool: Numba prefers TBB, whose work stealing lets the calling
 thread run every task of a region when the other thread is not scheduled and
@@ -116,14 +123,17 @@ P_BEST = 2  # mode with the lower estimate
 P_SEGMENT_CYCLES = 3  # cycles of the current segment so far
 P_SEGMENT_ROWS = 4  # rows done in the current segment
 P_COST = 5  # cycles per row: P_COST + 0 serial, P_COST + 1 threaded (0: not measured)
-P_WAIT = 7  # segments in the best mode before the next probe
+P_WAIT = 7  # segments in the chosen mode before the next probe
 P_INTERVAL = 8  # probe interval (segments)
 P_STEPS = 9  # steps run: P_STEPS + 0 serial, P_STEPS + 1 threaded (for tests and benchmarks)
-N_POLICY = 11
+P_SKIP = 11  # steps still to run untimed after a switch
+N_POLICY = 12
 
 SEGMENT_CYCLES = 1 << 22  # about 1.5 ms at 2.5-3 GHz
+WARMUP_STEPS = 2
+THREADS_MARGIN = 0.1  # threads are chosen only when 10% faster: they hold two cores
 MIN_PROBE_INTERVAL = 8
-MAX_PROBE_INTERVAL = 256  # about 0.4 s of segments
+MAX_PROBE_INTERVAL = 64  # about 0.1 s of segments
 
 
 def new_policy(enabled=1):
@@ -153,6 +163,16 @@ def cycles(typingctx):
 
 
 @jit(inline="always")
+def begin_call(policy, n_steps):
+    """A kernel call of ``n_steps`` steps starts: its first steps are not timed
+    when it has more than ``2 * WARMUP_STEPS`` (the pool may have slept since
+    the last call); shorter calls time every step, or they would never be
+    measured."""
+    if n_steps > 2 * WARMUP_STEPS:
+        policy[P_SKIP] = max(policy[P_SKIP], WARMUP_STEPS)
+
+
+@jit(inline="always")
 def use_threads(policy):
     """Whether the next step runs on the thread pool."""
     return policy[P_ENABLED] == 2 or (policy[P_ENABLED] == 1 and policy[P_MODE] != 0)
@@ -166,6 +186,9 @@ def record_step(policy, threaded, elapsed, rows):
     policy[P_STEPS + mode] += 1
     if policy[P_ENABLED] != 1:
         return
+    if policy[P_SKIP] > 0:
+        policy[P_SKIP] -= 1
+        return
     if elapsed > 0:  # (a thread moved between cores with unsynchronized counters)
         policy[P_SEGMENT_CYCLES] += elapsed
     policy[P_SEGMENT_ROWS] += rows
@@ -176,18 +199,37 @@ def record_step(policy, threaded, elapsed, rows):
     policy[P_SEGMENT_ROWS] = 0
     best = int(policy[P_BEST])
     other = 1 - best
-    policy[P_COST + mode] = cost
-    if mode != best:  # a probe: keep the other mode if it was faster
-        if cost < policy[P_COST + best]:
+    if mode != best:  # a probe
+        policy[P_COST + mode] = cost
+        margin = 1 + THREADS_MARGIN if mode == 1 else 1.0
+        if cost * margin < policy[P_COST + best]:
             policy[P_BEST] = mode
-            policy[P_INTERVAL] = MIN_PROBE_INTERVAL
-        else:
-            policy[P_INTERVAL] = min(2 * policy[P_INTERVAL], MAX_PROBE_INTERVAL)
+            if mode == 0:  # threads left
+                _longer_interval(policy)
+        elif mode == 1:  # threads lost
+            _longer_interval(policy)
         policy[P_WAIT] = policy[P_INTERVAL]
-        policy[P_MODE] = policy[P_BEST]
+        _switch(policy, policy[P_BEST])
         return
+    estimate = policy[P_COST + best]
+    policy[P_COST + best] = cost if estimate == 0 else 0.5 * (estimate + cost)
     policy[P_WAIT] -= 1
-    # probe now when the other mode was never measured or now looks faster,
-    # or when the interval is over
-    if policy[P_COST + other] == 0 or cost > policy[P_COST + other] or policy[P_WAIT] <= 0:
-        policy[P_MODE] = other
+    if (
+        policy[P_COST + other] == 0  # never measured
+        or policy[P_WAIT] <= 0
+        or (best == 1 and cost > policy[P_COST + 0])  # threaded, and slower than one thread
+    ):
+        _switch(policy, other)
+
+
+@jit(inline="always")
+def _longer_interval(policy):
+    policy[P_INTERVAL] = min(2 * policy[P_INTERVAL], MAX_PROBE_INTERVAL)
+
+
+@jit(inline="always")
+def _switch(policy, mode):
+    """Run the next segment in ``mode``, its first steps untimed if it is a switch."""
+    if policy[P_MODE] != mode:
+        policy[P_MODE] = mode
+        policy[P_SKIP] = WARMUP_STEPS

@@ -206,6 +206,10 @@ def rates_side_by_side(name, busy, rounds=3, profile=PROFILE):
     ``busy`` CPU-bound processes beside them, in ``rounds`` interleaved rounds (each
     round times every library once, in turn, under the same load).
 
+    Each run starts 0.3 s after the one before: a BLAS thread pool that has
+    just run (scikit-learn's) spins on a core for about 0.1 s, and would
+    otherwise load the next library's run as one more busy process would.
+
     Returns ``{library: (median, min, max)}``.
     """
     quiet()
@@ -217,5 +221,6 @@ def rates_side_by_side(name, busy, rounds=3, profile=PROFILE):
     with busy_processes(busy):
         for _ in range(rounds):
             for library in LIBRARIES:
+                time.sleep(0.3)
                 seen[library].append(_one_rate(library, settings, X, y, sklearn_rows, kind))
     return {lib: (float(np.median(v)), min(v), max(v)) for lib, v in seen.items()}

@@ -13,35 +13,44 @@ from .common import LOAD_CONFIGS, PROFILE, rates_side_by_side
 FAST = PROFILE == "fast"
 
 
+CONFIGS = list(LOAD_CONFIGS) if not FAST else ["default-digits", "sgd_1", "sgd_32"]
+BUSY = ["0", "1", "2"]
+
+
 class UnderLoad:
     """samples/s (predict: rows/s) of one configuration with ``busy`` CPU-bound
-    processes beside it; medians of interleaved rounds."""
+    processes beside it; medians of interleaved rounds. The whole grid is
+    measured once, in ``setup_cache``, so that every figure of a cell comes
+    from the same rounds."""
 
-    params = (list(LOAD_CONFIGS) if not FAST else ["default-digits", "sgd_1", "sgd_32"],
-              ["0", "1", "2"])
+    params = (CONFIGS, BUSY)
     param_names = ["config", "busy"]
-    timeout = 900
+    timeout = 1800
     number = 1
     repeat = 1
     warmup_time = 0
 
-    def setup(self, config, busy):
-        self.rates = rates_side_by_side(config, int(busy), rounds=1 if FAST else 3)
+    def setup_cache(self):
+        rounds = 1 if FAST else 3
+        return {(config, busy): rates_side_by_side(config, int(busy), rounds)
+                for config in CONFIGS for busy in BUSY}
 
-    def track_fastmlp(self, config, busy):
-        return self.rates["fastmlp"][0]
+    def track_fastmlp(self, rates, config, busy):
+        return rates[config, busy]["fastmlp"][0]
 
-    def track_one_thread(self, config, busy):
-        return self.rates["fastmlp-1-thread"][0]
+    def track_one_thread(self, rates, config, busy):
+        return rates[config, busy]["fastmlp-1-thread"][0]
 
-    def track_sklearn(self, config, busy):
-        return self.rates["scikit-learn"][0]
+    def track_sklearn(self, rates, config, busy):
+        return rates[config, busy]["scikit-learn"][0]
 
-    def track_vs_one_thread(self, config, busy):
-        return self.rates["fastmlp"][0] / self.rates["fastmlp-1-thread"][0]
+    def track_vs_one_thread(self, rates, config, busy):
+        cell = rates[config, busy]
+        return cell["fastmlp"][0] / cell["fastmlp-1-thread"][0]
 
-    def track_vs_sklearn(self, config, busy):
-        return self.rates["fastmlp"][0] / self.rates["scikit-learn"][0]
+    def track_vs_sklearn(self, rates, config, busy):
+        cell = rates[config, busy]
+        return cell["fastmlp"][0] / cell["scikit-learn"][0]
 
     track_fastmlp.unit = track_one_thread.unit = track_sklearn.unit = "samples/s"
     track_vs_one_thread.unit = track_vs_sklearn.unit = "ratio"
