@@ -41,6 +41,9 @@ import numba  # noqa: E402
 
 
 def throughput(make, X, y, repeats):
+    # a BLAS pool that has just run (the previous library's) spins on a core
+    # for about 0.1 s: start on a settled process
+    time.sleep(0.3)
     make().fit(X[:50], y[:50])  # warm-up / JIT
     times = []
     for _ in range(repeats):

@@ -26,8 +26,11 @@ HIDDEN_ACTIVATIONS = (
 OUTPUT_ACTIVATIONS = tuple(a for a in HIDDEN_ACTIVATIONS if a != "gelu") + ("softmax", "exp")
 LOSSES = tuple(K.LOSS_CODES)
 SOLVERS = tuple(K.OPTIMIZER_CODES)
-# Rows per chunk in predict and largest batch kept in reusable buffers.
-PREDICT_CHUNK = 1024
+# Rows per chunk in predict (at most), and chunks per threaded step: small
+# tasks let TBB's calling thread take over the chunks of a thread that the
+# scheduler has parked on a busy machine.
+PREDICT_CHUNK = 256
+PREDICT_GROUP = 8
 
 
 class KernelInput(NamedTuple):
@@ -648,14 +651,16 @@ class Network:
         # several threads at once on one fitted network
         xbuf = np.empty((0, self.layer_sizes[0]), dtype=self.dtype)  # rows go in order
         units = int(sizes[1:].sum())
-        # chunks of rows, two at a time (on two threads where they pay): the
-        # chunks depend on n alone, so the bits do not depend on the threads
-        chunk = min(PREDICT_CHUNK, max((n + 1) // 2, 1))
+        # chunks of rows, PREDICT_GROUP at a time (as tasks on the threads
+        # where they pay): the chunks depend on n alone, so the bits do not
+        # depend on the threads
+        chunk = min(PREDICT_CHUNK, max(-(-n // PREDICT_GROUP), 1))
         big_enough = n >= 2 * SPLIT_PREDICT_MIN_ROWS and n * params.size >= SPLIT_PREDICT_WORK
         with blas_on_one_thread():
             K.predict_chunks(
                 Xd, data, indices, indptr, is_sparse, params, sizes, codes,
-                self.leaky_relu_slope, out, np.empty((2, chunk * units), dtype=self.dtype), xbuf,
+                self.leaky_relu_slope, out,
+                np.empty((PREDICT_GROUP, chunk * units), dtype=self.dtype), xbuf,
                 self._thread_policy("predict", big_enough),
             )
         return out

@@ -363,40 +363,42 @@ def predict_chunks(
     act_param, out, abuf, xbuf, policy,
 ):
     """Output activations of every row of X into ``out``, in chunks of rows
-    taken two at a time.
+    taken ``abuf.shape[0]`` at a time.
 
-    A chunk holds as many rows as a row of ``abuf`` (shape ``(2, m)``) holds
-    units of every layer. Per pair of chunks, ``policy``
-    (:mod:`fastmlp.kernels.threads`) runs the two on Numba's thread pool, one
-    per thread, or one after the other on this thread: the same arithmetic,
-    so the same bits. BLAS is called from both threads: limit it to one
-    thread for the call (its results also depend on its own thread count).
+    A chunk holds as many rows as a row of ``abuf`` (shape ``(g, m)``) holds
+    units of every layer. Per group of ``g`` chunks, ``policy``
+    (:mod:`fastmlp.kernels.threads`) runs them as tasks on Numba's thread
+    pool (with TBB, a thread that is not scheduled leaves its tasks to the
+    other) or one after the other on this thread: the same arithmetic, so the
+    same bits. BLAS is called from every thread: limit it to one thread for
+    the call (its results also depend on its own thread count).
     """
     n = out.shape[0]
     n_weight_layers = layer_sizes.shape[0] - 1
     units = 0
     for l in range(1, n_weight_layers + 1):
         units += layer_sizes[l]
+    group = abuf.shape[0]
     chunk = abuf.shape[1] // units
     n_chunks = (n + chunk - 1) // chunk
-    begin_call(policy, n_chunks // 2)
-    for pair in range(0, n_chunks, 2):
-        threaded = use_threads(policy) and pair + 1 < n_chunks
+    begin_call(policy, n_chunks // group)
+    for first in range(0, n_chunks, group):
+        threaded = use_threads(policy) and first + 1 < n_chunks
         started = cycles()
         if threaded:
-            for h in prange(2):
+            for h in prange(group):
                 _predict_chunk(
-                    pair + h, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse, params,
-                    layer_sizes, act_codes, act_param, out, abuf, xbuf,
+                    first + h, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse,
+                    params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
                 )
         else:
-            for h in range(2):
+            for h in range(group):
                 _predict_chunk(
-                    pair + h, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse, params,
-                    layer_sizes, act_codes, act_param, out, abuf, xbuf,
+                    first + h, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse,
+                    params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
                 )
-        if pair + 1 < n_chunks:
-            rows = min(n, (pair + 2) * chunk) - pair * chunk
+        if first + 1 < n_chunks:
+            rows = min(n, (first + group) * chunk) - first * chunk
             record_step(policy, threaded, cycles() - started, rows)
 
 

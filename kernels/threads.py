@@ -23,13 +23,16 @@ bits. The kernels make it step by step from what they measure:
   mode is *probed*, one segment, every :data:`MIN_PROBE_INTERVAL` to
   :data:`MAX_PROBE_INTERVAL` segments: threads are chosen when a probe is
   :data:`THREADS_MARGIN` faster than one thread, one thread when it is
-  faster at all;
+  faster at all; a probe already twice as slow as the chosen mode's estimate
+  ends at once (so on a busy machine it costs one stalled step, not a
+  segment of them);
 - while threaded, a segment slower than the last one-thread estimate (load
-  came) probes one thread at once; each time threads lose a probe or are
-  left, the probe interval doubles (it never shrinks: at its longest, about
-  0.1 s, it is how long a machine that became quiet waits for its threads);
-- the first :data:`WARMUP_STEPS` steps after a switch, and those of a call
-  long enough to spare them (:func:`begin_call`), are not timed: they pay for
+  came) probes one thread at once; each lost probe and each switch away from
+  the threads doubles the probe interval (it never shrinks: at its longest,
+  about 0.1 s, it is how long a machine that became quiet waits for its
+  threads, and probes cost about 1% of the time);
+- the first :data:`WARMUP_CYCLES` after a switch, and those of a call long
+  enough to spare them (:func:`begin_call`), are not timed: they pay for
   waking the pool's sleeping workers and for cold caches, which would make
   every probe of the threads look as slow as one thread.
 
@@ -126,11 +129,11 @@ P_COST = 5  # cycles per row: P_COST + 0 serial, P_COST + 1 threaded (0: not mea
 P_WAIT = 7  # segments in the chosen mode before the next probe
 P_INTERVAL = 8  # probe interval (segments)
 P_STEPS = 9  # steps run: P_STEPS + 0 serial, P_STEPS + 1 threaded (for tests and benchmarks)
-P_SKIP = 11  # steps still to run untimed after a switch
+P_SKIP = 11  # cycles still to run untimed after a switch or at a call's start
 N_POLICY = 12
 
 SEGMENT_CYCLES = 1 << 22  # about 1.5 ms at 2.5-3 GHz
-WARMUP_STEPS = 2
+WARMUP_CYCLES = 1 << 20  # about 0.4 ms
 THREADS_MARGIN = 0.1  # threads are chosen only when 10% faster: they hold two cores
 MIN_PROBE_INTERVAL = 8
 MAX_PROBE_INTERVAL = 64  # about 0.1 s of segments
@@ -164,12 +167,12 @@ def cycles(typingctx):
 
 @jit(inline="always")
 def begin_call(policy, n_steps):
-    """A kernel call of ``n_steps`` steps starts: its first steps are not timed
-    when it has more than ``2 * WARMUP_STEPS`` (the pool may have slept since
-    the last call); shorter calls time every step, or they would never be
-    measured."""
-    if n_steps > 2 * WARMUP_STEPS:
-        policy[P_SKIP] = max(policy[P_SKIP], WARMUP_STEPS)
+    """A kernel call of ``n_steps`` steps starts: its first ``WARMUP_CYCLES``
+    are not timed when it has more than four steps (the pool may have slept
+    since the last call); shorter calls time every step, or a kernel called
+    for one step at a time would never be measured."""
+    if n_steps > 4:
+        policy[P_SKIP] = max(policy[P_SKIP], WARMUP_CYCLES)
 
 
 @jit(inline="always")
@@ -186,13 +189,23 @@ def record_step(policy, threaded, elapsed, rows):
     policy[P_STEPS + mode] += 1
     if policy[P_ENABLED] != 1:
         return
-    if policy[P_SKIP] > 0:
-        policy[P_SKIP] -= 1
-        return
-    if elapsed > 0:  # (a thread moved between cores with unsynchronized counters)
-        policy[P_SEGMENT_CYCLES] += elapsed
+    if elapsed <= 0:  # (a thread moved between cores with unsynchronized counters)
+        elapsed = 1
+    if policy[P_SKIP] > 0:  # the warm-up forgives this much time, not whole steps:
+        if elapsed <= policy[P_SKIP]:  # a step stalled on a busy machine still counts
+            policy[P_SKIP] -= elapsed
+            return
+        elapsed -= policy[P_SKIP]
+        policy[P_SKIP] = 0
+    policy[P_SEGMENT_CYCLES] += elapsed
     policy[P_SEGMENT_ROWS] += rows
-    if policy[P_SEGMENT_CYCLES] < SEGMENT_CYCLES:
+    best_cost = policy[P_COST + int(policy[P_BEST])]
+    losing = (
+        mode != policy[P_BEST]
+        and best_cost > 0
+        and policy[P_SEGMENT_CYCLES] > 2 * best_cost * policy[P_SEGMENT_ROWS]
+    )
+    if policy[P_SEGMENT_CYCLES] < SEGMENT_CYCLES and not losing:
         return
     cost = policy[P_SEGMENT_CYCLES] / max(policy[P_SEGMENT_ROWS], 1.0)
     policy[P_SEGMENT_CYCLES] = 0
@@ -206,7 +219,7 @@ def record_step(policy, threaded, elapsed, rows):
             policy[P_BEST] = mode
             if mode == 0:  # threads left
                 _longer_interval(policy)
-        elif mode == 1:  # threads lost
+        else:
             _longer_interval(policy)
         policy[P_WAIT] = policy[P_INTERVAL]
         _switch(policy, policy[P_BEST])
@@ -232,4 +245,4 @@ def _switch(policy, mode):
     """Run the next segment in ``mode``, its first steps untimed if it is a switch."""
     if policy[P_MODE] != mode:
         policy[P_MODE] = mode
-        policy[P_SKIP] = WARMUP_STEPS
+        policy[P_SKIP] = WARMUP_CYCLES
