@@ -31,10 +31,13 @@ bits. The kernels make it step by step from what they measure:
   the threads doubles the probe interval (it never shrinks: at its longest,
   about 0.1 s, it is how long a machine that became quiet waits for its
   threads, and probes cost about 1% of the time);
-- the first :data:`WARMUP_CYCLES` after a switch, and those of a call long
-  enough to spare them (:func:`begin_call`), are not timed: they pay for
+- the first :data:`WARMUP_STEPS` steps and :data:`WARMUP_CYCLES` after a
+  switch, and those of a call
+  long enough to spare them (:func:`begin_call`), are not timed: they pay for
   waking the pool's sleeping workers and for cold caches, which would make
-  every probe of the threads look as slow as one thread.
+  every probe of the threads look as slow as one thread on a quiet machine
+  (a wake-up and a stall on a busy machine are both milliseconds; but the
+  wake-up comes once, and a busy machine stalls the steps after it too).
 
 A new policy starts serial and probes threads after its first segment: on a
 quiet machine that costs a part of one segment, while starting threaded on a
@@ -129,11 +132,13 @@ P_COST = 5  # cycles per row: P_COST + 0 serial, P_COST + 1 threaded (0: not mea
 P_WAIT = 7  # segments in the chosen mode before the next probe
 P_INTERVAL = 8  # probe interval (segments)
 P_STEPS = 9  # steps run: P_STEPS + 0 serial, P_STEPS + 1 threaded (for tests and benchmarks)
-P_SKIP = 11  # cycles still to run untimed after a switch or at a call's start
-N_POLICY = 12
+P_SKIP = 11  # steps still to run untimed after a switch or at a call's start
+P_SKIP_CYCLES = 12  # and cycles
+N_POLICY = 13
 
 SEGMENT_CYCLES = 1 << 22  # about 1.5 ms at 2.5-3 GHz
-WARMUP_CYCLES = 1 << 20  # about 0.4 ms
+WARMUP_STEPS = 2
+WARMUP_CYCLES = 1 << 20  # about 0.4 ms: an idle core of a virtual machine wakes slowly
 THREADS_MARGIN = 0.1  # threads are chosen only when 10% faster: they hold two cores
 MIN_PROBE_INTERVAL = 8
 MAX_PROBE_INTERVAL = 64  # about 0.1 s of segments
@@ -167,12 +172,12 @@ def cycles(typingctx):
 
 @jit(inline="always")
 def begin_call(policy, n_steps):
-    """A kernel call of ``n_steps`` steps starts: its first ``WARMUP_CYCLES``
-    are not timed when it has more than four steps (the pool may have slept
-    since the last call); shorter calls time every step, or a kernel called
-    for one step at a time would never be measured."""
-    if n_steps > 4:
-        policy[P_SKIP] = max(policy[P_SKIP], WARMUP_CYCLES)
+    """A kernel call of ``n_steps`` steps starts: its first ``WARMUP_STEPS``
+    steps are not timed when it has more than twice as many (the pool may
+    have slept since the last call); shorter calls time every step, or a
+    kernel called for one step at a time would never be measured."""
+    if n_steps > 2 * WARMUP_STEPS:
+        _start_warmup(policy)
 
 
 @jit(inline="always")
@@ -189,15 +194,12 @@ def record_step(policy, threaded, elapsed, rows):
     policy[P_STEPS + mode] += 1
     if policy[P_ENABLED] != 1:
         return
-    if elapsed <= 0:  # (a thread moved between cores with unsynchronized counters)
-        elapsed = 1
-    if policy[P_SKIP] > 0:  # the warm-up forgives this much time, not whole steps:
-        if elapsed <= policy[P_SKIP]:  # a step stalled on a busy machine still counts
-            policy[P_SKIP] -= elapsed
-            return
-        elapsed -= policy[P_SKIP]
-        policy[P_SKIP] = 0
-    policy[P_SEGMENT_CYCLES] += elapsed
+    if policy[P_SKIP] > 0 or policy[P_SKIP_CYCLES] > 0:
+        policy[P_SKIP] -= 1
+        policy[P_SKIP_CYCLES] -= elapsed
+        return
+    if elapsed > 0:  # (a thread moved between cores with unsynchronized counters)
+        policy[P_SEGMENT_CYCLES] += elapsed
     policy[P_SEGMENT_ROWS] += rows
     best_cost = policy[P_COST + int(policy[P_BEST])]
     losing = (
@@ -245,4 +247,10 @@ def _switch(policy, mode):
     """Run the next segment in ``mode``, its first steps untimed if it is a switch."""
     if policy[P_MODE] != mode:
         policy[P_MODE] = mode
-        policy[P_SKIP] = WARMUP_CYCLES
+        _start_warmup(policy)
+
+
+@jit(inline="always")
+def _start_warmup(policy):
+    policy[P_SKIP] = WARMUP_STEPS
+    policy[P_SKIP_CYCLES] = WARMUP_CYCLES
