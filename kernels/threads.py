@@ -1,7 +1,7 @@
 """Whether the next step of a kernel runs on Numba's thread pool: decided by timing.
 
-A threaded step (two half batches, a layer's row blocks, two chunks of rows to
-predict) ends in a barrier that waits for every thread of the region. On a
+A threaded step (two half batches, a layer's row blocks, a group of chunks of
+rows to predict) ends in a barrier that waits for every thread of the region. On a
 quiet machine that costs a microsecond or two. On a busy one (other processes
 on the cores, a grid search beside the fit) the other thread may not run again
 until the scheduler's next time slice, milliseconds later, and the threaded
@@ -32,8 +32,8 @@ bits. The kernels make it step by step from what they measure:
   about 0.1 s, it is how long a machine that became quiet waits for its
   threads, and probes cost about 1% of the time);
 - the first :data:`WARMUP_STEPS` steps and :data:`WARMUP_CYCLES` after a
-  switch, and those of a call
-  long enough to spare them (:func:`begin_call`), are not timed: they pay for
+  switch, and those of a call long enough to spare them
+  (:func:`begin_call`), are not timed: they pay for
   waking the pool's sleeping workers and for cold caches, which would make
   every probe of the threads look as slow as one thread on a quiet machine
   (a wake-up and a stall on a busy machine are both milliseconds; but the
@@ -47,12 +47,12 @@ once the interval has grown. Where the cycle counter does not advance (an
 architecture without one), no segment ever ends and the kernels stay serial.
 
 Which thread pool: Numba prefers TBB, whose work stealing lets the calling
-thread run every task of a region when the other thread is not scheduled and
-whose idle workers yield their core, but the ``tbb`` package from PyPI puts
-``libtbb`` where the dynamic loader does not look, so Numba falls back to
-OpenMP, whose idle workers spin for milliseconds after each region and slow
-the serial steps beside them on a busy machine. :func:`load_tbb` makes the
-installed TBB visible to Numba.
+thread run the tasks of a region that another thread has not started, but
+the ``tbb`` package from PyPI puts ``libtbb`` where the dynamic loader does
+not look, so Numba falls back to OpenMP, whose idle workers spin after each
+region (GNU OpenMP's ``GOMP_SPINCOUNT``). Measured beside one busy process
+with this policy: TBB kept the one-thread speed; OpenMP lost 5-30% (per-sample
+and batch 32). :func:`load_tbb` makes the installed TBB visible to Numba.
 """
 
 import ctypes
