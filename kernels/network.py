@@ -392,7 +392,7 @@ def predict_chunks(
             previous = set_parallel_chunksize(1)
             for h in prange(group):
                 _predict_chunk(
-                    first + h, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse,
+                    first + np.int64(h), np.int64(h), chunk, X_dense, X_data, X_indices, X_indptr, is_sparse,
                     params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
                 )
             set_parallel_chunksize(previous)
@@ -498,7 +498,7 @@ def loss_and_gradients_split(
     if threaded:
         for h in prange(2):
             _objective_half(
-                h, X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+                np.int64(h), X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
                 params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
                 no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
                 half_grads, half_loss, half_weight,
@@ -673,7 +673,42 @@ def _split_step_task(
         )
 
 
+# The prange loops live in these two small functions, not in the epoch: Numba's
+# parallel pipeline and parfor lowering cost grow with the size of the function
+# that holds the loop. The loop index is passed on as int64 (prange's is
+# unsigned), so the serial and threaded callers share one compiled callee.
 @jit(parallel=PRANGE_ONLY)
+def _split_halves_threaded(
+    X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params, layer_sizes,
+    w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
+    loss_param, abuf, dbuf, gbuf, xbuf, upper_grads, size0, half_loss, half_weight,
+):
+    """Both :func:`_split_half` calls of a batch as two tasks on the thread pool."""
+    for h in prange(2):
+        _split_half(
+            np.int64(h), X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb,
+            params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
+            drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
+            upper_grads, size0, half_loss, half_weight,
+        )
+
+
+@jit(parallel=PRANGE_ONLY)
+def _split_step_threaded(
+    nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf, xbuf,
+    gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv, lr_t, hyper, unit,
+    sq_parts, upper_sq,
+):
+    """Every :func:`_split_step_task` of a batch as tasks on the thread pool."""
+    for c in prange(n_blocks + 1):
+        _split_step_task(
+            np.int64(c), nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads,
+            dbuf, xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
+            lr_t, hyper, unit, sq_parts, upper_sq,
+        )
+
+
+@jit
 def minibatch_epoch_split(
     X_dense, Y, sample_weight, order, batch_size,
     params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
@@ -738,13 +773,12 @@ def minibatch_epoch_split(
         threaded = use_threads(policy)
         started = cycles()
         if threaded:
-            for h in prange(2):
-                _split_half(
-                    h, X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params,
-                    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
-                    drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
-                    upper_grads, size0, half_loss, half_weight,
-                )
+            _split_halves_threaded(
+                X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params,
+                layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
+                drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
+                upper_grads, size0, half_loss, half_weight,
+            )
         else:
             for h in range(2):
                 _split_half(
@@ -766,12 +800,11 @@ def minibatch_epoch_split(
         lr_t = _step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / sw_sum
         if threaded:
-            for c in prange(n_blocks + 1):
-                _split_step_task(
-                    c, nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
-                    xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
-                    lr_t, hyper, unit, sq_parts, upper_sq,
-                )
+            _split_step_threaded(
+                nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
+                xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
+                lr_t, hyper, unit, sq_parts, upper_sq,
+            )
         else:
             for c in range(n_blocks + 1):
                 _split_step_task(
@@ -1072,7 +1105,7 @@ def _step_first_and_upper_threaded(
             upper_out[0] = sq_up
             upper_out[1] = bsq
         else:
-            b = c - 1
+            b = np.int64(c) - 1  # prange's index is unsigned: one compiled callee
             for j in range(n):  # zeroed here: each block's part stays in its thread's cache
                 out_parts[b, j] = 0
             sq_parts[b] = update_rank1_fused(

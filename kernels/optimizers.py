@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ._jit import PRANGE_ONLY, jit
+from ._jit import PRANGE_ONLY, jit, unliteral
 
 SGD = 0
 ADAM = 1
@@ -334,7 +334,8 @@ def update_rank1_fused(
 def update_rank1(opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper):
     """:func:`update_rank1_fused` without the next sample's forward pass."""
     return update_rank1_fused(
-        opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, a[:0], d[:0], 0, W.shape[0]
+        opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, a[:0], d[:0], unliteral(0),
+        W.shape[0],
     )
 
 
@@ -366,7 +367,8 @@ def update_layer(
         if fuse:
             out_next[:n] = 0
         return update_rank1_fused(
-            opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_next, 0, m_rows
+            opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_next, unliteral(0),
+            m_rows,
         )
     # blocks only where a layer is big enough for the threads to pay; the
     # count depends on the shape alone, never on the thread count
@@ -412,7 +414,8 @@ def _update_blocks_threaded(
     opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, n_blocks, sq_parts, out_parts
 ):
     m_rows, n = W.shape
-    for c in prange(n_blocks):
+    for task in prange(n_blocks):
+        c = np.int64(task)  # prange's index is unsigned: one compiled callee
         sq_parts[c] = update_rank1_fused(
             opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_parts[c, :n],
             c * m_rows // n_blocks, (c + 1) * m_rows // n_blocks,
