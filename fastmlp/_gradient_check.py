@@ -2,7 +2,10 @@
 
 import numpy as np
 from sklearn.base import is_classifier
+from sklearn.preprocessing import label_binarize
+from sklearn.utils.validation import check_is_fitted
 
+from ._multilayer_perceptron import reported_loss_scale
 from .network import Network
 
 
@@ -49,36 +52,25 @@ def gradient_check(model, X, y, *, sample_weight=None, alpha=None, eps=1e-6):
         network, Y, loss_scale = model, np.asarray(y, dtype=np.float64), 1.0
         alpha = 0.0 if alpha is None else alpha
     else:
-        from sklearn.utils.validation import check_is_fitted
-
         check_is_fitted(model)
         network = model._network
         if is_classifier(model):
-            Y = model._label_binarizer.transform(y).astype(np.float64)
+            Y = label_binarize(y, classes=model.classes_).astype(np.float64)
         else:
             Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        loss_scale = model._loss_scale()
+        loss_scale = reported_loss_scale(model)
         alpha = model.alpha if alpha is None else alpha
-    twin = Network(
-        network.layer_sizes,
-        activation=network.activations,
-        output=network.output,
-        loss=network.loss,
-        dtype="float64",
-        random_state=0,
-        leaky_relu_slope=network.leaky_relu_slope,
-    )
-    twin.params[...] = network.params
+    twin = network.astype(np.float64)
     inputs = twin.prepare(X if not hasattr(X, "dtype") else X.astype(np.float64, copy=False))
-    _, analytic = twin._loss_and_flat_gradients(inputs, Y, alpha, sample_weight, loss_scale)
+    _, analytic = twin.loss_and_flat_gradients(inputs, Y, alpha, sample_weight, loss_scale)
     params = twin.params
     numeric = np.empty_like(analytic)
     for i in range(params.size):
         original = params[i]
         params[i] = original + eps
-        up, _ = twin._loss_and_flat_gradients(inputs, Y, alpha, sample_weight, loss_scale)
+        up, _ = twin.loss_and_flat_gradients(inputs, Y, alpha, sample_weight, loss_scale)
         params[i] = original - eps
-        down, _ = twin._loss_and_flat_gradients(inputs, Y, alpha, sample_weight, loss_scale)
+        down, _ = twin.loss_and_flat_gradients(inputs, Y, alpha, sample_weight, loss_scale)
         params[i] = original
         numeric[i] = (up - down) / (2 * eps)
 

@@ -60,6 +60,18 @@ except ImportError:  # pragma: no cover
 STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adagrad", "adadelta")
 
 
+def reported_loss_scale(estimator):
+    """Factor on the data term of a fitted estimator's loss, as scikit-learn reports it.
+
+    scikit-learn reports squared error averaged over the outputs (its gradient
+    is not averaged): ``1 / n_outputs_`` for a regressor with
+    ``loss='squared_error'``, 1 otherwise.
+    """
+    if not is_classifier(estimator) and estimator.loss == "squared_error":
+        return 1.0 / estimator.n_outputs_
+    return 1.0
+
+
 def _check_finite_and_magnitude(A, name, dtype, estimator_name):
     """Refuse NaN and infinity (scikit-learn's error) and values whose square
     overflows ``dtype`` (about 1e154 in float64, 1.8e19 in float32): squared
@@ -236,7 +248,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             random_state=self._random_state,
             init=self.init,
             dropout=self.dropout,
-            huber_delta=getattr(self, "huber_delta", 1.0),
+            **self._network_loss_options(),
         )
         self._best_coefs = self._best_intercepts = None  # copied once early stopping needs them
         if self.solver in STOCHASTIC_SOLVERS:
@@ -256,11 +268,12 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _weights_with_class_weight(self, Y, sample_weight, incremental):
         return sample_weight
 
+    def _network_loss_options(self):
+        """Options of the network's loss beyond its name (the regressor's Huber threshold)."""
+        return {}
+
     def _loss_scale(self):
-        # scikit-learn reports squared error averaged over outputs (its gradient is not).
-        if not is_classifier(self) and self.loss == "squared_error":
-            return 1.0 / self.n_outputs_
-        return 1.0
+        return reported_loss_scale(self)
 
     # ------------------------------------------------------------ fit
     def _fit(self, X, y, sample_weight=None, incremental=False):
@@ -346,7 +359,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
         def loss_and_grad(packed):
             network.params[...] = packed
-            loss, grads = network._loss_and_flat_gradients(
+            loss, grads = network.loss_and_flat_gradients(
                 inputs, Y, self.alpha, sample_weight, loss_scale
             )
             if first_call[0] and not np.isfinite(loss):
@@ -475,7 +488,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 if early_stopping:
-                    self.validation_loss_curve_.append(float(network._loss_and_flat_gradients(
+                    self.validation_loss_curve_.append(float(network.loss_and_flat_gradients(
                         X_val, Y_val, self.alpha, sw_val, loss_scale)[0]))
                 stop = self._run_callbacks(n_samples / max(elapsed, 1e-12))
                 if tasks.end_subtask() or stop:
@@ -1205,6 +1218,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _network_loss(self):
         return self.loss
+
+    def _network_loss_options(self):
+        return {"huber_delta": self.huber_delta}
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(

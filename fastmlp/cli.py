@@ -286,7 +286,6 @@ def _info(args):
     import sklearn
 
     from . import __version__, kernels
-    from .kernels import _jit
 
     cache_dir = numba.config.CACHE_DIR or os.path.join(os.path.dirname(kernels.__file__),
                                                        "__pycache__")
@@ -299,7 +298,7 @@ def _info(args):
     print(f"numpy {numpy.__version__}, scipy {scipy.__version__}, "
           f"scikit-learn {sklearn.__version__}, numba {numba.__version__}")
     print(f"python {sys.version.split()[0]}")
-    print(f"numba cache: {'on' if _jit.CACHE else 'off (FASTMLP_CACHE=0)'}, location {cache_dir}, "
+    print(f"numba cache: {'on' if kernels.CACHE_ENABLED else 'off (FASTMLP_CACHE=0)'}, location {cache_dir}, "
           f"{'warm' if n_cached else 'cold'} ({n_cached} compiled entries)")
     from .network import thread_setting, threads_usable
 

@@ -6,6 +6,7 @@ in, arrays out. Weights live in one flat vector packed as scikit-learn's
 ``intercepts_`` are views into it, shaped as scikit-learn's.
 """
 
+import copy
 import importlib
 import numbers
 import os
@@ -515,6 +516,33 @@ class Network:
         self._buffers = {}
         self._make_views()
 
+    def astype(self, dtype):
+        """A copy of this network in another precision.
+
+        Everything that defines the network (layer sizes, activations, loss
+        and its ``huber_delta``, dropout, initialisation, optimizer and its
+        state) is copied from this one; the weights and optimizer state are
+        cast to ``dtype``. Nothing is shared with this network.
+
+        Parameters
+        ----------
+        dtype : {'float64', 'float32'}
+
+        Returns
+        -------
+        network : Network
+        """
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        state = copy.deepcopy(self.__getstate__())
+        state["dtype"] = dtype
+        for key in ("_params", "_state1", "_state2"):
+            state[key] = state[key].astype(dtype)
+        twin = Network.__new__(Network)
+        twin.__setstate__(state)
+        return twin
+
     # ------------------------------------------------------------------ inputs
     def prepare(self, X):
         """X converted once to the kernels' form (C-contiguous, this dtype, CSR
@@ -697,7 +725,7 @@ class Network:
         coef_grads : list of ndarray, shaped as ``coefs_``
         intercept_grads : list of ndarray, shaped as ``intercepts_``
         """
-        loss, grads = self._loss_and_flat_gradients(X, Y, alpha, sample_weight, loss_scale)
+        loss, grads = self.loss_and_flat_gradients(X, Y, alpha, sample_weight, loss_scale)
         w_off, b_off, _ = K.layout(self._sizes)
         s = self.layer_sizes
         coef_grads = [
@@ -707,7 +735,19 @@ class Network:
         intercept_grads = [grads[b_off[i] : b_off[i] + s[i + 1]] for i in range(len(s) - 1)]
         return loss, coef_grads, intercept_grads
 
-    def _loss_and_flat_gradients(self, X, Y, alpha=0.0, sample_weight=None, loss_scale=1.0):
+    def loss_and_flat_gradients(self, X, Y, alpha=0.0, sample_weight=None, loss_scale=1.0):
+        """:meth:`loss_and_gradients` with the gradients in one flat vector.
+
+        Parameters are those of :meth:`loss_and_gradients`.
+
+        Returns
+        -------
+        loss : float
+        gradients : ndarray of shape (params.size,)
+            In the layout of :attr:`params` (every layer's weights, row by
+            row, then every layer's intercepts): what an optimizer over the
+            flat vector (L-BFGS, a finite-difference check) needs.
+        """
         Xd, data, indices, indptr, is_sparse, n = self._input(X)
         Y = self._targets(Y, n)
         sw = self._weights(sample_weight, n)

@@ -7,6 +7,7 @@ loss-and-gradients and whole training epochs on a flat parameter vector) and
 :mod:`.threads` (when a step runs on the thread pool: timed, step by step).
 """
 
+from ._jit import CACHE as CACHE_ENABLED
 from .activations import ACTIVATION_CODES
 from .losses import LOSS_CODES, is_supported_pair
 from .network import (
@@ -27,6 +28,7 @@ from .threads import new_policy
 
 __all__ = [
     "ACTIVATION_CODES",
+    "CACHE_ENABLED",
     "LOSS_CODES",
     "N_HYPER",
     "OPTIMIZER_CODES",

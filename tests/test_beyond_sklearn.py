@@ -224,7 +224,7 @@ def test_gradient_check_finds_a_wrong_gradient(monkeypatch):
     X = np.random.RandomState(0).randn(10, 3)
     Y = np.eye(2)[np.arange(10) % 2]
     assert gradient_check(net, X, Y)["max"] < 1e-7
-    original = Network._loss_and_flat_gradients
+    original = Network.loss_and_flat_gradients
 
     def broken(self, *args, **kwargs):
         loss, grads = original(self, *args, **kwargs)
@@ -232,9 +232,58 @@ def test_gradient_check_finds_a_wrong_gradient(monkeypatch):
         grads[0] *= 1.5  # a bug in the first weight's gradient
         return loss, grads
 
-    monkeypatch.setattr(Network, "_loss_and_flat_gradients", broken)
+    monkeypatch.setattr(Network, "loss_and_flat_gradients", broken)
     report = gradient_check(net, X, Y)
     assert report["coefs"][0] > 1e-3 and report["coefs"][1] < 1e-7
+
+
+def test_astype_copies_the_whole_network():
+    """The twin that gradient_check builds once lost huber_delta (a hand-copied
+    constructor): its loss was 2.2127 where the model's was 0.2613."""
+    net = Network([3, 4, 1], activation="tanh", loss="huber", huber_delta=0.1,
+                  dropout=0.25, init="he_normal", leaky_relu_slope=0.2, random_state=0)
+    net.set_optimizer("adam", beta_1=0.8)
+    rng = np.random.RandomState(0)
+    X, Y = rng.randn(20, 3), 3 * rng.randn(20, 1)
+    net.train_epoch(X, Y, learning_rate=0.01, batch_size=5)
+    for dtype in ("float64", "float32"):
+        twin = net.astype(dtype)
+        assert twin.dtype == np.dtype(dtype) and twin.params.dtype == np.dtype(dtype)
+        state, twin_state = net.__getstate__(), twin.__getstate__()
+        assert state.keys() == twin_state.keys()
+        for key, value in state.items():
+            if key == "dtype":
+                continue
+            if isinstance(value, np.ndarray):
+                assert np.array_equal(twin_state[key], value.astype(twin_state[key].dtype)), key
+                assert not np.shares_memory(twin_state[key], value), key
+            else:
+                assert twin_state[key] == value, key
+        loss, grads = net.loss_and_flat_gradients(X, Y)
+        twin_loss, twin_grads = twin.loss_and_flat_gradients(X.astype(dtype), Y)
+        assert_allclose(twin_loss, loss, rtol=1e-5)
+        assert_allclose(twin_grads, grads, rtol=1e-4, atol=1e-6)
+    assert loss < 1.0  # huber_delta=0.1 keeps the loss small; with 1.0 it reads 2.2
+    twin = net.astype("float64")
+    twin.params[0] += 1
+    assert twin.params[0] != net.params[0]
+
+
+def test_gradient_check_uses_the_estimators_huber_delta(monkeypatch):
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(30, 3), 5 * rng.randn(30)
+    model = MLPRegressor(hidden_layer_sizes=(4,), activation="tanh", loss="huber", huber_delta=0.1,
+                         solver="lbfgs", max_iter=3, random_state=0).fit(X, y)
+    seen = []
+    original = Network.loss_and_flat_gradients
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.huber_delta)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "loss_and_flat_gradients", spy)
+    assert gradient_check(model, X, y)["max"] < 1e-6
+    assert seen and set(seen) == {0.1}
 
 
 # ---------------------------------------------------------------- dropout

@@ -274,16 +274,16 @@ def test_loss_and_gradients_match_numpy_backprop(rng, dtype, sizes, hidden, loss
 @pytest.mark.parametrize("loss,out", [p for p in PAIRS if p[0] != "absolute_error"])
 def test_gradients_match_central_finite_differences(rng, sizes, hidden, loss, out):
     net, X, Y = _network_and_data(rng, sizes, hidden, out, loss)
-    _, grads = net._loss_and_flat_gradients(X, Y, alpha=0.05)
+    _, grads = net.loss_and_flat_gradients(X, Y, alpha=0.05)
     params = net.params
     eps = 1e-6
     numeric = np.empty_like(grads)
     for i in range(params.size):
         old = params[i]
         params[i] = old + eps
-        up, _ = net._loss_and_flat_gradients(X, Y, alpha=0.05)
+        up, _ = net.loss_and_flat_gradients(X, Y, alpha=0.05)
         params[i] = old - eps
-        down, _ = net._loss_and_flat_gradients(X, Y, alpha=0.05)
+        down, _ = net.loss_and_flat_gradients(X, Y, alpha=0.05)
         params[i] = old
         numeric[i] = (up - down) / (2 * eps)
     err = np.abs(numeric - grads) / np.maximum(1e-3, np.abs(numeric) + np.abs(grads))
@@ -294,14 +294,14 @@ def test_gradients_match_central_finite_differences(rng, sizes, hidden, loss, ou
 def test_absolute_error_gradient_matches_finite_differences_away_from_kinks(rng):
     net, X, Y = _network_and_data(rng, [3, 4, 2], ["tanh"], "identity", "absolute_error")
     Y = Y + 5.0  # residuals far from zero: no kink within eps
-    _, grads = net._loss_and_flat_gradients(X, Y)
+    _, grads = net.loss_and_flat_gradients(X, Y)
     p = net.params
     for i in range(p.size):
         old = p[i]
         p[i] = old + 1e-6
-        up, _ = net._loss_and_flat_gradients(X, Y)
+        up, _ = net.loss_and_flat_gradients(X, Y)
         p[i] = old - 1e-6
-        down, _ = net._loss_and_flat_gradients(X, Y)
+        down, _ = net.loss_and_flat_gradients(X, Y)
         p[i] = old
         assert (up - down) / 2e-6 == pytest.approx(grads[i], rel=1e-5, abs=1e-8)
 
