@@ -21,23 +21,22 @@ prints the medians with the ranges over rounds and the ratios under each load.
 import argparse
 import os
 import platform
-import sys
 import time
 import tracemalloc
 import warnings
 
+import numba
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from benchmarks.common import (  # noqa: E402
+# the asv suite's helpers: this script's directory (asv_benchmarks/) is on
+# sys.path when it runs, as for every script
+from benchmarks.common import (
     LIBRARIES,
     LOAD_CONFIGS,
     TorchMLP,
     rates_side_by_side,
     torch_available,
 )
-
-import numba  # noqa: E402
 
 
 def throughput(make, X, y, repeats):
@@ -82,15 +81,29 @@ def peak_fit_mib(make, X, y):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5000)
-    parser.add_argument("--sklearn-per-sample", type=int, default=1000,
-                        help="rows for scikit-learn's slow batch_size=1 runs")
+    parser.add_argument(
+        "--sklearn-per-sample",
+        type=int,
+        default=1000,
+        help="rows for scikit-learn's slow batch_size=1 runs",
+    )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--memory-samples", type=int, default=2000,
-                        help="rows for the peak-memory comparison (same for both)")
-    parser.add_argument("--load", action="store_true",
-                        help="time quiet and beside 1 and 2 CPU-bound processes instead")
-    parser.add_argument("--configs", default=",".join(LOAD_CONFIGS),
-                        help="with --load: comma-separated configurations")
+    parser.add_argument(
+        "--memory-samples",
+        type=int,
+        default=2000,
+        help="rows for the peak-memory comparison (same for both)",
+    )
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help="time quiet and beside 1 and 2 CPU-bound processes instead",
+    )
+    parser.add_argument(
+        "--configs",
+        default=",".join(LOAD_CONFIGS),
+        help="with --load: comma-separated configurations",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     if args.load:
@@ -103,39 +116,64 @@ def main():
     X64 = rng.rand(args.samples, 784)
     y = rng.randint(0, 10, args.samples)
     threads = numba.config.NUMBA_NUM_THREADS
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"threads: {threads}; samples: {args.samples}; median of {args.repeats}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"threads: {threads}; samples: {args.samples}; median of {args.repeats}"
+    )
     has_torch = torch_available()
     if has_torch:
         import torch
 
         torch.set_num_threads(threads)
-    print("\n| config | dtype | fastmlp samples/s | scikit-learn | PyTorch | vs sklearn | vs torch |")
+    print(
+        "\n| config | dtype | fastmlp samples/s | scikit-learn | PyTorch | vs sklearn | vs torch |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for bs in (1, 32, 200):
         for dtype in ("float64", "float32"):
             X = X64.astype(dtype)
-            kw = dict(hidden_layer_sizes=(128,), solver="sgd", batch_size=bs, max_iter=1,
-                      learning_rate_init=0.001, random_state=0)
+            kw = dict(
+                hidden_layer_sizes=(128,),
+                solver="sgd",
+                batch_size=bs,
+                max_iter=1,
+                learning_rate_init=0.001,
+                random_state=0,
+            )
             ours = throughput(lambda: MLPClassifier(**kw), X, y, args.repeats)
             n_sk = args.sklearn_per_sample if bs == 1 else args.samples
             sk = throughput(lambda: SkMLP(**kw), X[:n_sk], y[:n_sk], args.repeats)
             if has_torch:
                 n_t = min(args.samples, 3000) if bs == 1 else args.samples
-                th = throughput(lambda: TorchMLP((128,), "sgd", bs, 0.001, dtype), X[:n_t],
-                                y[:n_t], args.repeats)
+                th = throughput(
+                    lambda: TorchMLP((128,), "sgd", bs, 0.001, dtype),
+                    X[:n_t],
+                    y[:n_t],
+                    args.repeats,
+                )
                 th_s, ratio_t = f"{th:,.0f}", f"{ours / th:.1f}x"
             else:
                 th_s = ratio_t = "n/a"
-            print(f"| sgd, batch {bs} | {dtype} | {ours:,.0f} | {sk:,.0f} | {th_s} | "
-                  f"{ours / sk:.1f}x | {ratio_t} |")
-    print("\nfastmlp per-sample SGD, the epoch alone (whole fit above; median of "
-          f"{3 * args.repeats} epochs):")
+            print(
+                f"| sgd, batch {bs} | {dtype} | {ours:,.0f} | {sk:,.0f} | {th_s} | "
+                f"{ours / sk:.1f}x | {ratio_t} |"
+            )
+    print(
+        "\nfastmlp per-sample SGD, the epoch alone (whole fit above; median of "
+        f"{3 * args.repeats} epochs):"
+    )
     for dtype in ("float64", "float32"):
-        kw = dict(hidden_layer_sizes=(128,), solver="sgd", batch_size=1, tol=0.0,
-                  learning_rate_init=0.001, random_state=0)
-        rate = epoch_rate(lambda **more: MLPClassifier(**kw, **more), X64.astype(dtype), y,
-                          args.repeats)
+        kw = dict(
+            hidden_layer_sizes=(128,),
+            solver="sgd",
+            batch_size=1,
+            tol=0.0,
+            learning_rate_init=0.001,
+            random_state=0,
+        )
+        rate = epoch_rate(
+            lambda **more: MLPClassifier(**kw, **more), X64.astype(dtype), y, args.repeats
+        )
         print(f"  {dtype}: {rate:,.0f} samples/s")
     Xp = rng.rand(100_000, 784)
     kw = dict(hidden_layer_sizes=(128,), max_iter=1, random_state=0)
@@ -143,8 +181,10 @@ def main():
     theirs = SkMLP(**kw).fit(X64[:2000], y[:2000])
     ours.predict(Xp[:10])
     tp = [np.median([_t(m.predict, Xp) for _ in range(args.repeats)]) for m in (ours, theirs)]
-    print(f"\npredict 100k rows: fastmlp {1e5 / tp[0]:,.0f} rows/s, scikit-learn "
-          f"{1e5 / tp[1]:,.0f} rows/s ({tp[1] / tp[0]:.2f}x)")
+    print(
+        f"\npredict 100k rows: fastmlp {1e5 / tp[0]:,.0f} rows/s, scikit-learn "
+        f"{1e5 / tp[1]:,.0f} rows/s ({tp[1] / tp[0]:.2f}x)"
+    )
     n_mem = min(args.memory_samples, args.samples)
     print(f"\nfit peak memory, {n_mem} rows (tracemalloc):\n")
     print("| config | dtype | fastmlp MiB | scikit-learn MiB | fastmlp / scikit-learn |")
@@ -152,8 +192,14 @@ def main():
     for bs in (1, 32, 200):
         for dtype in ("float64", "float32"):
             X = X64[:n_mem].astype(dtype)
-            kw = dict(hidden_layer_sizes=(128,), solver="sgd", batch_size=bs, max_iter=1,
-                      learning_rate_init=0.001, random_state=0)
+            kw = dict(
+                hidden_layer_sizes=(128,),
+                solver="sgd",
+                batch_size=bs,
+                max_iter=1,
+                learning_rate_init=0.001,
+                random_state=0,
+            )
             ours = peak_fit_mib(lambda: MLPClassifier(**kw), X, y[:n_mem])
             sk = peak_fit_mib(lambda: SkMLP(**kw), X, y[:n_mem])
             print(f"| sgd, batch {bs} | {dtype} | {ours:.1f} | {sk:.1f} | {ours / sk:.2f} |")
@@ -164,23 +210,29 @@ def under_load(configs, rounds):
     median samples/s (range over rounds) and fastmlp's ratios under the same load."""
     import numba
 
-    from fastmlp.network import threads_usable
+    from fastmlp._threads import threads_usable
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"Numba threading layer: {numba.threading_layer() if threads_usable() else 'unused'},"
-          f" {numba.config.NUMBA_NUM_THREADS} threads; {rounds} interleaved rounds; "
-          f"load average before: {os.getloadavg()[0]:.2f}")
-    print("\n| config | busy | fastmlp | fastmlp 1 thread | scikit-learn | "
-          "fastmlp / 1 thread | fastmlp / scikit-learn |")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"Numba threading layer: {numba.threading_layer() if threads_usable() else 'unused'},"
+        f" {numba.config.NUMBA_NUM_THREADS} threads; {rounds} interleaved rounds; "
+        f"load average before: {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        "\n| config | busy | fastmlp | fastmlp 1 thread | scikit-learn | "
+        "fastmlp / 1 thread | fastmlp / scikit-learn |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in configs:
         for busy in (0, 1, 2):
             r = rates_side_by_side(name, busy, rounds)
-            cells = " | ".join(f"{r[lib][0]:,.0f} ({r[lib][1]:,.0f}-{r[lib][2]:,.0f})"
-                               for lib in LIBRARIES)
+            cells = " | ".join(
+                f"{r[lib][0]:,.0f} ({r[lib][1]:,.0f}-{r[lib][2]:,.0f})" for lib in LIBRARIES
+            )
             ours, one, sk = (r[lib][0] for lib in LIBRARIES)
-            print(f"| {name} | {busy} | {cells} | {ours / one:.2f} | {ours / sk:.1f}x |",
-                  flush=True)
+            print(
+                f"| {name} | {busy} | {cells} | {ours / one:.2f} | {ours / sk:.1f}x |", flush=True
+            )
 
 
 def _t(f, X):

@@ -77,10 +77,14 @@ def main():
     rng = np.random.RandomState(0)
     X64 = rng.rand(n, N_IN)
     y = rng.randint(0, N_OUT, n)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"samples: {n}; medians of {args.repeats}; times in ms per epoch")
-    print("\n| batch | dtype | gather + gemms 1 / 2 threads | step 1 / 2 threads | bound | "
-          "scikit-learn fit | best possible ratio | fastmlp epoch / fit | fastmlp ratio |")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"samples: {n}; medians of {args.repeats}; times in ms per epoch"
+    )
+    print(
+        "\n| batch | dtype | gather + gemms 1 / 2 threads | step 1 / 2 threads | bound | "
+        "scikit-learn fit | best possible ratio | fastmlp epoch / fit | fastmlp ratio |"
+    )
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for batch_size in (32, 200):
         for dtype in ("float64", "float32"):
@@ -108,8 +112,14 @@ def main():
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
             bound = min(gemm[2], gemm[1] / 2) + min(step[2], step[1] / 2)
 
-            kw = dict(hidden_layer_sizes=(N_HIDDEN,), solver="sgd", batch_size=batch_size,
-                      max_iter=1, learning_rate_init=0.001, random_state=0)
+            kw = dict(
+                hidden_layer_sizes=(N_HIDDEN,),
+                solver="sgd",
+                batch_size=batch_size,
+                max_iter=1,
+                learning_rate_init=0.001,
+                random_state=0,
+            )
             SkMLP(**kw).fit(X[:50], y[:50])
             sk = median_seconds(lambda: SkMLP(**kw).fit(X, y), max(3, args.repeats // 2))
             MLPClassifier(**kw).fit(X[:50], y[:50])
@@ -118,16 +128,21 @@ def main():
             def record(estimator, info):
                 epochs.append(n / info["samples_per_s"])
 
-            ours = median_seconds(lambda: MLPClassifier(**kw, callbacks=[record]).fit(X, y),
-                                  args.repeats)
+            ours = median_seconds(
+                lambda: MLPClassifier(**kw, callbacks=[record]).fit(X, y), args.repeats
+            )
             ms = 1e3
-            print(f"| {batch_size} | {dtype} | {gemm[1] * ms:.1f} / {gemm[2] * ms:.1f} | "
-                  f"{step[1] * ms:.1f} / {step[2] * ms:.1f} | {bound * ms:.1f} | {sk * ms:.1f} | "
-                  f"{sk / bound:.2f}x | {np.median(epochs) * ms:.1f} / {ours * ms:.1f} | "
-                  f"{sk / ours:.2f}x |")
-    print("\nbound: the best of two threads and perfect two-core scaling of the gather + "
-          "gemms, plus that of the step; everything else counted as free. "
-          "best possible ratio = scikit-learn fit / bound.")
+            print(
+                f"| {batch_size} | {dtype} | {gemm[1] * ms:.1f} / {gemm[2] * ms:.1f} | "
+                f"{step[1] * ms:.1f} / {step[2] * ms:.1f} | {bound * ms:.1f} | {sk * ms:.1f} | "
+                f"{sk / bound:.2f}x | {np.median(epochs) * ms:.1f} / {ours * ms:.1f} | "
+                f"{sk / ours:.2f}x |"
+            )
+    print(
+        "\nbound: the best of two threads and perfect two-core scaling of the gather + "
+        "gemms, plus that of the step; everything else counted as free. "
+        "best possible ratio = scikit-learn fit / bound."
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    _fit_context,
+    is_classifier,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -27,32 +33,29 @@ from sklearn.utils import (
     column_or_1d,
     shuffle,
 )
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from .network import (
-    HIDDEN_ACTIVATIONS,
-    INITS,
-    Network,
-    TrainingDiverged,
-    dropout_rates,
-    largest_magnitude,
-    sum_of_squares,
-)
+from ._checks import largest_magnitude, sum_of_squares
+from ._init import INITS, dropout_rates
+from .network import HIDDEN_ACTIVATIONS, Network, TrainingDiverged
 
 try:  # scikit-learn >= 1.9: the sklearn.callback protocol (set_callbacks)
     from sklearn.callback import CallbackSupportMixin
 except ImportError:  # pragma: no cover
+
     class CallbackSupportMixin:
         """Stand-in for scikit-learn < 1.9, which has no callback protocol."""
+
 
 try:  # scikit-learn >= 1.6 passes iprint only to SciPy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 except ImportError:  # pragma: no cover
+
     def _get_additional_lbfgs_options_dict(key, value):
         return {key: value}
 
@@ -287,8 +290,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt):
                 # scikit-learn tears the callbacks of this fit down after we return
-                running = {k: v for k, v in self.__dict__.items() if k in (
-                    "_callback_fit_ctx", "_skl_callbacks_to_teardown")}
+                running = {
+                    k: v
+                    for k, v in self.__dict__.items()
+                    if k in ("_callback_fit_ctx", "_skl_callbacks_to_teardown")
+                }
                 self.__dict__.clear()
                 self.__dict__.update(saved)
                 self.__dict__.update(running)
@@ -334,7 +340,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         Y = np.ascontiguousarray(y, dtype=network.dtype)
         stochastic = self.solver in STOCHASTIC_SOLVERS
         tasks = _CallbackTasks(
-            self, X, y_given, sw_given,
+            self,
+            X,
+            y_given,
+            sw_given,
             max_subtasks=(1 if incremental else self.max_iter) if stochastic else None,
         )
         if stochastic:
@@ -466,8 +475,14 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 started = time.perf_counter()
                 try:
                     self.loss_ = network.train_epoch(
-                        inputs, Y_train, self._learning_rate, batch_size,
-                        sample_idx, self.alpha, sw_train, loss_scale,
+                        inputs,
+                        Y_train,
+                        self._learning_rate,
+                        batch_size,
+                        sample_idx,
+                        self.alpha,
+                        sw_train,
+                        loss_scale,
                     )
                 except TrainingDiverged as exc:
                     self._raise_if_data_overflows(network, inputs)
@@ -488,15 +503,20 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 if early_stopping:
-                    self.validation_loss_curve_.append(float(network.loss_and_flat_gradients(
-                        X_val, Y_val, self.alpha, sw_val, loss_scale)[0]))
+                    self.validation_loss_curve_.append(
+                        float(
+                            network.loss_and_flat_gradients(
+                                X_val, Y_val, self.alpha, sw_val, loss_scale
+                            )[0]
+                        )
+                    )
                 stop = self._run_callbacks(n_samples / max(elapsed, 1e-12))
                 if tasks.end_subtask() or stop:
                     break
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    self._learning_rate = float(self.learning_rate_init) / (
-                        self.t_ + 1
-                    ) ** self.power_t
+                    self._learning_rate = (
+                        float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                    )
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = (
@@ -550,9 +570,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             "epoch": self.n_iter_,
             "loss": self.loss_,
             "validation_score": (self.validation_scores_[-1] if self.early_stopping else None),
-            "validation_loss": (
-                self.validation_loss_curve_[-1] if self.early_stopping else None
-            ),
+            "validation_loss": (self.validation_loss_curve_[-1] if self.early_stopping else None),
             "samples_per_s": samples_per_s,
         }
         stop = False

@@ -22,7 +22,9 @@ def _hidden(text):
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--hidden takes comma-separated integers, got {text!r}"
+        ) from None
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"--hidden sizes must be positive, got {text!r}")
     return sizes
@@ -34,7 +36,9 @@ def _batch(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--batch-size takes an integer or 'auto', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--batch-size takes an integer or 'auto', got {text!r}"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError("--batch-size must be at least 1")
     return value
@@ -52,8 +56,12 @@ def build_parser():
     train.add_argument("--hidden", type=_hidden, default=(64,), help="hidden sizes, e.g. 128,64")
     train.add_argument("--activation", default="relu")
     train.add_argument("--solver", default="sgd")
-    train.add_argument("--batch-size", type=_batch, default=1,
-                       help="1 (default) is per-sample SGD; an integer or 'auto'")
+    train.add_argument(
+        "--batch-size",
+        type=_batch,
+        default=1,
+        help="1 (default) is per-sample SGD; an integer or 'auto'",
+    )
     train.add_argument("--lr", type=float, default=0.01, help="learning_rate_init")
     train.add_argument("--alpha", type=float, default=1e-4)
     train.add_argument("--epochs", type=int, default=20, help="max_iter")
@@ -61,8 +69,9 @@ def build_parser():
     train.add_argument("--early-stopping", action="store_true")
     train.add_argument("--random-state", type=int, default=0)
     train.add_argument("--test-size", type=float, default=0.25)
-    train.add_argument("--no-compare", action="store_true",
-                       help="skip the scikit-learn comparison")
+    train.add_argument(
+        "--no-compare", action="store_true", help="skip the scikit-learn comparison"
+    )
     train.add_argument("--save", help="write the fitted model with joblib")
     train.add_argument("--plot", help="write the loss curve (and decision boundary) as PNG")
 
@@ -152,9 +161,14 @@ def _train(args):
         y = _numeric_target(y, args.regression)
         source = f"{args.data} ({X.shape[0]} samples, {X.shape[1]} features)"
     params = dict(
-        hidden_layer_sizes=args.hidden, activation=args.activation, solver=args.solver,
-        batch_size=args.batch_size, learning_rate_init=args.lr, alpha=args.alpha,
-        max_iter=args.epochs, early_stopping=args.early_stopping,
+        hidden_layer_sizes=args.hidden,
+        activation=args.activation,
+        solver=args.solver,
+        batch_size=args.batch_size,
+        learning_rate_init=args.lr,
+        alpha=args.alpha,
+        max_iter=args.epochs,
+        early_stopping=args.early_stopping,
         random_state=args.random_state,
     )
     stratify = None if args.regression else y
@@ -170,17 +184,26 @@ def _train(args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            # Load (or compile, on a cold cache) the kernels on a tiny slice, so
-            # that the timed fit below measures training and not the JIT.
+            # Load (or compile, on a cold cache) the kernels with one epoch on
+            # the same data (the same shapes pick the same kernels), so that the
+            # timed fit below measures training and not the JIT.
             started = time.perf_counter()
-            try:
-                Estimator(dtype=args.dtype, **{**params, "max_iter": 1}).fit(
-                    X_train[:20], y_train[:20]
+            with _compile_notice() as compiling:
+                try:
+                    warm = Estimator(dtype=args.dtype, **{**params, "max_iter": 1})
+                    warm.fit(X_train, y_train).predict(X_test)
+                except ValueError:  # the real fit will tell
+                    pass
+            if compiling.seconds:
+                print(
+                    f"kernels compiled in {compiling.seconds:.1f} s (first use only: later "
+                    "runs load them from the on-disk cache)"
                 )
-            except ValueError:  # e.g. one class in the slice: the real fit will tell
-                pass
-            print(f"kernels ready in {time.perf_counter() - started:.2f} s "
-                  "(compiled once, then loaded from the on-disk cache)")
+            else:
+                print(
+                    f"kernels loaded from the on-disk cache in "
+                    f"{time.perf_counter() - started:.2f} s"
+                )
             started = time.perf_counter()
             model.fit(X_train, y_train)
             fit_time = time.perf_counter() - started
@@ -188,7 +211,9 @@ def _train(args):
             raise UsageError(str(exc).splitlines()[0]) from None
     metric = "R2" if args.regression else "accuracy"
     score = model.score(X_test, y_test)
-    print(f"fastmlp      test {metric} {score:.4f}  fit {fit_time:.2f} s  ({model.n_iter_} epochs)")
+    print(
+        f"fastmlp      test {metric} {score:.4f}  fit {fit_time:.2f} s  ({model.n_iter_} epochs)"
+    )
     if not args.no_compare:
         _compare_with_sklearn(args, params, X_train, X_test, y_train, y_test, metric, fit_time)
     if args.save:
@@ -206,7 +231,10 @@ def _compare_with_sklearn(args, params, X_train, X_test, y_train, y_test, metric
     from sklearn import neural_network
 
     if args.solver not in ("sgd", "adam", "lbfgs") or args.activation not in (
-        "identity", "logistic", "tanh", "relu"
+        "identity",
+        "logistic",
+        "tanh",
+        "relu",
     ):
         print("scikit-learn comparison skipped: it has no such solver or activation")
         return
@@ -231,9 +259,7 @@ def _plot(model, X, y, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError(
-            "--plot needs matplotlib: pip install 'fastmlp[plot]'"
-        ) from None
+        raise UsageError("--plot needs matplotlib: pip install 'fastmlp[plot]'") from None
     has_boundary = X.shape[1] == 2 and hasattr(model, "classes_")
     fig, axes = plt.subplots(1, 2 if has_boundary else 1, figsize=(10 if has_boundary else 5, 4))
     axes = np.atleast_1d(axes)
@@ -279,6 +305,41 @@ def _predict(args):
     return 0
 
 
+def _compile_notice():
+    """A context that says "compiling kernels" when Numba starts compiling
+    (before the wait, not after) and adds up the seconds spent compiling in
+    ``.seconds``; loading a kernel from the on-disk cache is not compiling."""
+    from numba.core import event
+
+    class CompileNotice(event.Listener):
+        seconds = 0.0
+        _depth = 0
+        _announced = False
+
+        def on_start(self, event):
+            if self._depth == 0:
+                if not self._announced:
+                    print("compiling kernels (first use only; this takes a while)...", flush=True)
+                    self._announced = True
+                self._started = time.perf_counter()
+            self._depth += 1
+
+        def on_end(self, event):
+            self._depth -= 1
+            if self._depth == 0:
+                self.seconds += time.perf_counter() - self._started
+
+        def __enter__(self):
+            event.register("numba:compile", self)
+            return self
+
+        def __exit__(self, *exc):
+            event.unregister("numba:compile", self)
+            return False
+
+    return CompileNotice()
+
+
 def _info(args):
     import numba
     import numpy
@@ -287,26 +348,37 @@ def _info(args):
 
     from . import __version__, kernels
 
-    cache_dir = numba.config.CACHE_DIR or os.path.join(os.path.dirname(kernels.__file__),
-                                                       "__pycache__")
+    cache_dir = numba.config.CACHE_DIR or os.path.join(
+        os.path.dirname(kernels.__file__), "__pycache__"
+    )
     n_cached = 0
     for root in {cache_dir, os.path.join(os.path.dirname(kernels.__file__), "__pycache__")}:
         if os.path.isdir(root):
             for _, _, files in os.walk(root):
                 n_cached += sum(f.endswith(".nbi") for f in files)
     print(f"fastmlp {__version__}")
-    print(f"numpy {numpy.__version__}, scipy {scipy.__version__}, "
-          f"scikit-learn {sklearn.__version__}, numba {numba.__version__}")
+    print(
+        f"numpy {numpy.__version__}, scipy {scipy.__version__}, "
+        f"scikit-learn {sklearn.__version__}, numba {numba.__version__}"
+    )
     print(f"python {sys.version.split()[0]}")
-    print(f"numba cache: {'on' if kernels.CACHE_ENABLED else 'off (FASTMLP_CACHE=0)'}, location {cache_dir}, "
-          f"{'warm' if n_cached else 'cold'} ({n_cached} compiled entries)")
-    from .network import thread_setting, threads_usable
+    print(
+        f"numba cache: {'on' if kernels.CACHE_ENABLED else 'off (FASTMLP_CACHE=0)'}, "
+        f"location {cache_dir}, "
+        f"{'warm' if n_cached else 'cold'} ({n_cached} compiled entries)"
+    )
+    from ._threads import thread_setting, threads_usable
 
     usable = threads_usable()  # launches Numba's pool, which fixes its layer
-    setting = {0: "off (FASTMLP_THREADS=0)", 1: "chosen step by step by timing",
-               2: "always (FASTMLP_THREADS=always)"}[thread_setting()]
-    print(f"threads: {numba.threading_layer()} layer, {numba.config.NUMBA_NUM_THREADS} threads, "
-          f"{setting if usable or thread_setting() == 0 else 'unused (one thread or no safe layer)'}")
+    setting = {
+        0: "off (FASTMLP_THREADS=0)",
+        1: "chosen step by step by timing",
+        2: "always (FASTMLP_THREADS=always)",
+    }[thread_setting()]
+    print(
+        f"threads: {numba.threading_layer()} layer, {numba.config.NUMBA_NUM_THREADS} threads, "
+        f"{setting if usable or thread_setting() == 0 else 'unused (one thread or no safe layer)'}"
+    )
     return 0
 
 

@@ -7,31 +7,33 @@ in, arrays out. Weights live in one flat vector packed as scikit-learn's
 """
 
 import copy
-import importlib
 import numbers
-import os
-import threading
 from contextlib import contextmanager
 from typing import NamedTuple
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
+from . import _threads
 from . import kernels as K
+from ._init import INITS, as_random_state, dropout_rates, initial_weights
+from ._threads import PREDICT_CHUNK, PREDICT_GROUP, blas_on_one_thread
 
 HIDDEN_ACTIVATIONS = (
-    "identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus", "gelu"
+    "identity",
+    "logistic",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "softplus",
+    "gelu",
 )
 # GELU's derivative needs z, which the output losses do not keep
 OUTPUT_ACTIVATIONS = tuple(a for a in HIDDEN_ACTIVATIONS if a != "gelu") + ("softmax", "exp")
 LOSSES = tuple(K.LOSS_CODES)
 SOLVERS = tuple(K.OPTIMIZER_CODES)
-# Rows per chunk in predict (at most), and chunks per threaded step: small
-# tasks let TBB's calling thread take over the chunks of a thread that the
-# scheduler has parked on a busy machine.
-PREDICT_CHUNK = 256
-PREDICT_GROUP = 8
 
 
 class KernelInput(NamedTuple):
@@ -50,252 +52,6 @@ class TrainingDiverged(FloatingPointError):
 
     The network's weights and optimizer state are those from before the epoch.
     """
-
-
-_forked_child = False
-
-
-def _note_fork():
-    global _forked_child
-    _forked_child = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_note_fork)
-
-
-def thread_setting():
-    """``FASTMLP_THREADS``: 0 ('0', 'false', 'no': kernels stay on one thread),
-    2 ('always': every step that can be threaded is, for benchmarks and
-    tests) or 1 (anything else, the default: the kernels time both ways and
-    keep the faster, see :mod:`fastmlp.kernels.threads`)."""
-    value = os.environ.get("FASTMLP_THREADS", "1").strip().lower()
-    if value in ("0", "false", "no"):
-        return 0
-    return 2 if value == "always" else 1
-
-
-def _thread_pool_layer():
-    """Numba's threading layer, its thread pool launched first if it was not
-    (None if it cannot be).
-
-    Launched even where fastmlp will not use it: the kernels that hold a
-    parallel region refer to the pool's entry points, which Numba registers
-    when it launches the pool, and code loaded from the on-disk cache was seen
-    to crash on its serial path in a process that had never launched it."""
-    try:
-        return numba.threading_layer()
-    except ValueError:  # not launched yet
-        try:
-            from numba.np.ufunc.parallel import _launch_threads
-
-            _launch_threads()
-            return numba.threading_layer()
-        except Exception:
-            return None
-
-
-def threads_usable():
-    """Whether kernels may run steps on Numba's thread pool at all: per-sample
-    epochs updating big layers, split mini-batch epochs, predictions.
-
-    Only with a thread-safe, low-latency threading layer (OpenMP or TBB; the
-    fallback 'workqueue' layer is neither), more than one Numba thread, outside
-    a process forked from this one (GNU OpenMP aborts there), and unless
-    ``FASTMLP_THREADS=0``. Where it is, the kernels still choose step by step
-    whether threads pay (:mod:`fastmlp.kernels.threads`). The answer never
-    changes the results: each threaded step has a serial form with the same
-    arithmetic in the same order.
-    """
-    layer = _thread_pool_layer()  # first: see there
-    if _forked_child or thread_setting() == 0:
-        return False
-    if numba.get_num_threads() < 2:
-        return False
-    return layer in ("omp", "tbb")
-
-
-
-# A mini-batch epoch on dense X splits each batch in two halves
-# (``minibatch_epoch_split``, threaded or not batch by batch) from this many
-# rows x parameters per batch and this many rows: below them, the two parallel
-# regions per batch (a few microseconds) and the per-half gemms on a few rows
-# cost more than the halves save. The choice depends on the shapes alone, never
-# on the threads: the split sums the gradient in two parts, other bits. Measured (float64, epochs of
-# 5,000 rows, split against serial): 20-16-3 at batch 200 (77k) -20%,
-# 100-64-10 at batch 32 (231k) -5%, 30-32-3 at batch 200 (218k) +4%,
-# 100-128-10 at batch 32 (455k) +3%, 100-64-10 at batch 64 (455k) +13-23%,
-# 20-64-10 at batch 200 (420k) +27%, 200-128-10 at batch 32 (860k) +13%,
-# 50-100-10 at batch 200 (1.2M) +30%.
-SPLIT_BATCH_WORK = 1 << 18
-SPLIT_BATCH_MIN_ROWS = 32
-# Batches of 16 to 31 rows split from a larger size: at batch 16, 200-128-10
-# (430k) -12%, 100-256-10 (455k) -18% / -8% (float64 / float32), 784-64-10
-# (815k) -10% / +22%, 400-128-10 (841k) -13% / +14%, 500-128-10 (1.05M)
-# +81% / +70%, 784-128-10 (1.6M) +72% / +90%: from there the serial kernel's
-# BLAS calls take two threads on a few rows, which the split avoids. At batch
-# 8, 784-128-10 ran 20% slower split (float64).
-SPLIT_SMALL_BATCH_WORK = 1_000_000
-SPLIT_SMALL_BATCH_MIN_ROWS = 16
-# Predict runs its chunks of rows two at a time on two threads from this many
-# rows x parameters and twice this many rows.
-SPLIT_PREDICT_WORK = 1 << 16
-SPLIT_PREDICT_MIN_ROWS = 64
-
-# Thread policies (see Network._thread_policy), by kind of step, layer sizes and dtype
-_thread_policies = {}
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_saved = []  # (library controller, its thread count) while users > 0
-_blas_controllers = None
-
-
-def _blas_libraries():
-    """threadpoolctl's controllers of the loaded BLAS libraries (found once),
-    among them the one the kernels' ``np.dot`` calls (SciPy's)."""
-    global _blas_controllers
-    if _blas_controllers is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            importlib.import_module("scipy.linalg.cython_blas")  # Numba's BLAS: loaded
-
-            _blas_controllers = ThreadpoolController().select(user_api="blas").lib_controllers
-        except Exception:
-            _blas_controllers = []
-    return _blas_controllers
-
-
-@contextmanager
-def blas_on_one_thread():
-    """Run the block with every BLAS library on one thread; yields whether it could.
-
-    Every kernel that calls BLAS runs inside it. OpenBLAS's gemm gives other
-    bits with another thread count, so results would otherwise depend on
-    it; and the split kernels call BLAS from two threads of their own, where
-    a BLAS pool of two more would spin against them on the same cores. Nested
-    and concurrent uses are counted; the last one out restores the thread
-    counts.
-    """
-    global _blas_users
-    libraries = _blas_libraries()
-    if not libraries:
-        yield False
-        return
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_saved[:] = [(lib, lib.num_threads) for lib in libraries]
-            for lib in libraries:
-                lib.set_num_threads(1)
-        _blas_users += 1
-    try:
-        yield True
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                for lib, n_threads in _blas_saved:
-                    lib.set_num_threads(n_threads)
-                _blas_saved.clear()
-
-def largest_magnitude(A):
-    """Largest ``|value|`` of the finite array or sparse matrix ``A`` (0 if empty)."""
-    values = A.data if sp.issparse(A) else np.asarray(A)
-    if values.size == 0:
-        return 0.0
-    # max and -min: two SIMD passes, no |A| temporary (A may be large)
-    return float(max(values.max(), -values.min()))
-
-
-def sum_of_squares(A):
-    """``sum(A**2)`` of an array or sparse matrix in one BLAS pass (0 if empty).
-
-    Finite exactly when every value is finite and no square (nor the sum)
-    overflows: one cheap test for both.
-    """
-    values = A.data if sp.issparse(A) else np.asarray(A)
-    if values.size == 0:
-        return 0.0
-    flat = values.ravel(order="K")
-    with np.errstate(all="ignore"):
-        return float(np.einsum("i,i->", flat, flat))
-
-
-def as_random_state(seed):
-    """A ``numpy.random.RandomState`` from None, an int or an existing instance."""
-    if seed is None:
-        return np.random.mtrand._rand
-    if isinstance(seed, numbers.Integral):
-        return np.random.RandomState(seed)
-    if isinstance(seed, np.random.RandomState):
-        return seed
-    raise ValueError(f"random_state must be None, an int or a RandomState, got {seed!r}")
-
-
-def glorot_uniform(rng, fan_in, fan_out, activation, dtype):
-    """Weights and intercepts drawn as scikit-learn's MLP draws them.
-
-    ``uniform(-bound, bound)`` with ``bound = sqrt(factor / (fan_in + fan_out))``,
-    ``factor`` 2 for logistic and 6 otherwise; weights first, then intercepts.
-    """
-    factor = 2.0 if activation == "logistic" else 6.0
-    bound = np.sqrt(factor / (fan_in + fan_out))
-    coef = rng.uniform(-bound, bound, (fan_in, fan_out))
-    intercept = rng.uniform(-bound, bound, fan_out)
-    return coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False)
-
-
-INITS = ("glorot_uniform", "he_normal", "he_uniform", "lecun_normal")
-
-
-def dropout_rates(dropout, n_hidden):
-    """Validated dropout rates, one per hidden layer, as a float64 array.
-
-    ``dropout`` is one rate for every hidden layer or a sequence of one rate
-    per hidden layer, each in ``[0, 1)``.
-    """
-    if isinstance(dropout, numbers.Real):
-        rates = [float(dropout)] * n_hidden
-    else:
-        try:
-            rates = [float(r) for r in dropout]
-        except TypeError:
-            raise ValueError(
-                f"dropout must be a float or a list of floats, got {dropout!r}"
-            ) from None
-        if len(rates) != n_hidden:
-            raise ValueError(
-                f"dropout lists {len(rates)} rates for {n_hidden} hidden layers; give one "
-                "rate per hidden layer or a single rate"
-            )
-    for r in rates:
-        if not 0.0 <= r < 1.0:
-            raise ValueError(f"dropout rates must be in [0, 1), got {r!r}")
-    return np.asarray(rates, dtype=np.float64)
-
-
-def initial_weights(rng, fan_in, fan_out, activation, dtype, init="glorot_uniform"):
-    """One layer's initial ``(coef, intercept)``.
-
-    'glorot_uniform' is scikit-learn's (:func:`glorot_uniform`). The others
-    draw the weights only and start the intercepts at zero: 'he_normal'
-    ``N(0, 2 / fan_in)`` and 'he_uniform' ``U(+-sqrt(6 / fan_in))`` suit
-    relu-like units, 'lecun_normal' ``N(0, 1 / fan_in)`` is the one selu
-    needs to self-normalize.
-    """
-    if init == "glorot_uniform":
-        return glorot_uniform(rng, fan_in, fan_out, activation, dtype)
-    if init == "he_normal":
-        coef = rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
-    elif init == "he_uniform":
-        bound = np.sqrt(6.0 / fan_in)
-        coef = rng.uniform(-bound, bound, (fan_in, fan_out))
-    elif init == "lecun_normal":
-        coef = rng.normal(0.0, np.sqrt(1.0 / fan_in), (fan_in, fan_out))
-    else:
-        raise ValueError(f"Unknown init {init!r}; expected one of {INITS}")
-    return coef.astype(dtype, copy=False), np.zeros(fan_out, dtype=dtype)
 
 
 class Network:
@@ -325,7 +81,7 @@ class Network:
         Slope of 'leaky_relu' for negative inputs.
     init : {'glorot_uniform', 'he_normal', 'he_uniform', 'lecun_normal'}, \
             default='glorot_uniform'
-        Initial weights (see :func:`initial_weights`); the default is
+        Initial weights (see :func:`fastmlp._init.initial_weights`); the default is
         scikit-learn's.
     dropout : float or list of float, default=0.0
         Inverted dropout rate of every hidden layer, or one per hidden layer,
@@ -586,9 +342,7 @@ class Network:
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
         if Y.shape != (n, self.layer_sizes[-1]):
-            raise ValueError(
-                f"Y must have shape ({n}, {self.layer_sizes[-1]}), got {Y.shape}"
-            )
+            raise ValueError(f"Y must have shape ({n}, {self.layer_sizes[-1]}), got {Y.shape}")
         return np.ascontiguousarray(Y)
 
     def _weights(self, sample_weight, n):
@@ -617,22 +371,8 @@ class Network:
         return bufs
 
     def _thread_policy(self, kind, allowed=True):
-        """The thread policy of one kind of step (see
-        :mod:`fastmlp.kernels.threads`); threads enabled when ``allowed`` and
-        the thread pool is usable, as :func:`thread_setting` says.
-
-        Shared by every network of this process with the same layer sizes
-        and dtype, so that the fits of a grid search or a cross-validation
-        start from what the earlier ones measured. A policy changes the speed
-        only, never the results, and a race between two threads on one is
-        harmless."""
-        key = (kind, self.layer_sizes, self.dtype.char)
-        policy = _thread_policies.get(key)
-        if policy is None:
-            policy = _thread_policies.setdefault(key, K.new_policy())
-        usable = threads_usable()  # (launches the pool, which every caller needs)
-        policy[K.threads.P_ENABLED] = thread_setting() if allowed and usable else 0
-        return policy
+        """This network's policy for one kind of step (:func:`fastmlp._threads.thread_policy`)."""
+        return _threads.thread_policy(kind, self.layer_sizes, self.dtype, allowed)
 
     def release_buffers(self):
         """Drop the cached work buffers (a full-batch buffer can be large)."""
@@ -683,12 +423,21 @@ class Network:
         # where they pay): the chunks depend on n alone, so the bits do not
         # depend on the threads
         chunk = min(PREDICT_CHUNK, max(-(-n // PREDICT_GROUP), 1))
-        big_enough = n >= 2 * SPLIT_PREDICT_MIN_ROWS and n * params.size >= SPLIT_PREDICT_WORK
+        big_enough = _threads.split_predict(n, params.size)
         with blas_on_one_thread():
             K.predict_chunks(
-                Xd, data, indices, indptr, is_sparse, params, sizes, codes,
-                self.leaky_relu_slope, out,
-                np.empty((PREDICT_GROUP, chunk * units), dtype=self.dtype), xbuf,
+                Xd,
+                data,
+                indices,
+                indptr,
+                is_sparse,
+                params,
+                sizes,
+                codes,
+                self.leaky_relu_slope,
+                out,
+                np.empty((PREDICT_GROUP, chunk * units), dtype=self.dtype),
+                xbuf,
                 self._thread_policy("predict", big_enough),
             )
         return out
@@ -754,11 +503,26 @@ class Network:
         if not sw.sum() > 0:
             raise ValueError("sample weights sum to zero")
         grads = np.empty_like(self._params)
-        args = (Xd, data, indices, indptr, is_sparse, Y, sw, self._params, self._sizes,
-                self._act_codes, self.leaky_relu_slope, self._loss_code, self.huber_delta,
-                float(loss_scale), float(alpha), grads)
+        args = (
+            Xd,
+            data,
+            indices,
+            indptr,
+            is_sparse,
+            Y,
+            sw,
+            self._params,
+            self._sizes,
+            self._act_codes,
+            self.leaky_relu_slope,
+            self._loss_code,
+            self.huber_delta,
+            float(loss_scale),
+            float(alpha),
+            grads,
+        )
         with blas_on_one_thread():
-            if n >= 2 * SPLIT_BATCH_MIN_ROWS and n * self._params.size >= SPLIT_BATCH_WORK:
+            if _threads.split_objective(n, self._params.size):
                 # two halves, on two threads where they pay (as a split batch)
                 loss = K.loss_and_gradients_split(
                     *args, *self._objective_buffers(n), self._thread_policy("objective")
@@ -789,8 +553,12 @@ class Network:
         self.solver = solver
         self._opt_code = K.OPTIMIZER_CODES[solver]
         self._opt_settings = dict(
-            momentum=momentum, nesterov=nesterov, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, rho=rho,
+            momentum=momentum,
+            nesterov=nesterov,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            rho=rho,
         )
         self._state1 = np.zeros_like(self._params)
         # a second state array only for the optimizers that keep two (memory)
@@ -860,21 +628,53 @@ class Network:
         saved = (self._params, self._state1, self._state2, self._step, self._rng_state)
         backup = [a.copy() for a in saved]
         info = np.zeros(2, dtype=np.int64)
-        common = (self._params, self._sizes, self._act_codes, self.leaky_relu_slope,
-                  self._dropout, self._rng_state, self._loss_code, self.huber_delta,
-                  float(loss_scale), self._opt_code, float(learning_rate), hyper,
-                  *self._kernel_states(), self._step)
+        common = (
+            self._params,
+            self._sizes,
+            self._act_codes,
+            self.leaky_relu_slope,
+            self._dropout,
+            self._rng_state,
+            self._loss_code,
+            self.huber_delta,
+            float(loss_scale),
+            self._opt_code,
+            float(learning_rate),
+            hyper,
+            *self._kernel_states(),
+            self._step,
+        )
         if batch_size == 1:
             abuf, dbuf, gbuf, _ = self._buffer(1)
             xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
             total = K.sgd_epoch(
-                Xd, data, indices, indptr, is_sparse, Y, sw, order, *common, abuf, dbuf, gbuf,
-                xwork, info, self._thread_policy("per-sample"),
+                Xd,
+                data,
+                indices,
+                indptr,
+                is_sparse,
+                Y,
+                sw,
+                order,
+                *common,
+                abuf,
+                dbuf,
+                gbuf,
+                xwork,
+                info,
+                self._thread_policy("per-sample"),
             )
         elif not is_sparse and self._split_batches(batch_size):
             with blas_on_one_thread():
                 total = K.minibatch_epoch_split(
-                    Xd, Y, sw, order, batch_size, *common, *self._split_buffers(batch_size), info,
+                    Xd,
+                    Y,
+                    sw,
+                    order,
+                    batch_size,
+                    *common,
+                    *self._split_buffers(batch_size),
+                    info,
                     self._thread_policy(("split", batch_size)),
                 )
         else:
@@ -885,8 +685,11 @@ class Network:
         if info[1] != K.STATUS_OK:
             for array, before in zip(saved, backup):
                 array[...] = before
-            what = "a non-finite loss" if info[1] == K.STATUS_NONFINITE_LOSS else (
-                "non-finite weights")
+            what = (
+                "a non-finite loss"
+                if info[1] == K.STATUS_NONFINITE_LOSS
+                else ("non-finite weights")
+            )
             raise TrainingDiverged(
                 f"training diverged: {what} at sample {int(info[0])} of the epoch; "
                 "weights restored to their values before the epoch"
@@ -901,8 +704,22 @@ class Network:
             xbuf = np.empty((0, 0), dtype=self.dtype)
         grads = np.empty_like(self._params)
         return K.minibatch_epoch(
-            Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, *common,
-            grads, abuf, dbuf, gbuf, xbuf, info,
+            Xd,
+            data,
+            indices,
+            indptr,
+            is_sparse,
+            Y,
+            sw,
+            order,
+            batch_size,
+            *common,
+            grads,
+            abuf,
+            dbuf,
+            gbuf,
+            xbuf,
+            info,
         )
 
     @contextmanager
@@ -920,16 +737,10 @@ class Network:
             yield
 
     def _split_batches(self, batch_size):
-        """Whether mini-batch epochs on dense X split each batch in two halves:
-        batches big enough (:data:`SPLIT_BATCH_WORK`,
-        :data:`SPLIT_SMALL_BATCH_WORK`) and no dropout (its masks are drawn in
-        row order). The shapes alone decide, never the threads, so the bits
-        are the same on any machine, loaded or not."""
-        work = batch_size * self._params.size
-        big_enough = (
-            batch_size >= SPLIT_BATCH_MIN_ROWS and work >= SPLIT_BATCH_WORK
-        ) or (batch_size >= SPLIT_SMALL_BATCH_MIN_ROWS and work >= SPLIT_SMALL_BATCH_WORK)
-        return big_enough and not self._dropout.any()
+        """Whether mini-batch epochs on dense X split each batch in two halves
+        (:func:`fastmlp._threads.split_batches`): the shapes alone decide, never
+        the threads, so the bits are the same on any machine, loaded or not."""
+        return _threads.split_batches(batch_size, self._params.size, self._dropout.any())
 
     def _half_buffers(self, rows):
         """Activations, deltas and gates of each half of ``rows`` rows: three

@@ -1,29 +1,25 @@
 """Numba kernels of fastmlp: arrays in, arrays out (no scikit-learn here).
 
-Groups: :mod:`.activations` (activations and derivatives), :mod:`.losses`
-(output losses fused with their gradient), :mod:`.dense` (fused dense layers),
-:mod:`.optimizers` (in-place optimizer steps), :mod:`.network` (forward,
-loss-and-gradients and whole training epochs on a flat parameter vector) and
-:mod:`.threads` (when a step runs on the thread pool: timed, step by step).
+One module per concern: :mod:`.activations` (activations and derivatives),
+:mod:`.losses` (output losses fused with their gradient), :mod:`.dense` (fused
+dense layers), :mod:`.blas` (a strided gemm), :mod:`.rng` (the dropout
+stream), :mod:`.optimizers` (in-place optimizer steps), :mod:`.packing` (the
+flat layout of parameters and work arrays), :mod:`.passes` (forward, loss and
+backward, predict, the full-batch objective), :mod:`.epoch` (what every
+epoch does around its steps), :mod:`.minibatch` (mini-batch
+epochs, whole or split in halves), :mod:`.per_sample` (the per-sample SGD
+epoch) and :mod:`.threads` (when a step runs on the thread pool: timed, step
+by step).
 """
 
 from ._jit import CACHE as CACHE_ENABLED
 from .activations import ACTIVATION_CODES
 from .losses import LOSS_CODES, is_supported_pair
-from .network import (
-    STATUS_NONFINITE_LOSS,
-    STATUS_NONFINITE_WEIGHTS,
-    STATUS_OK,
-    layout,
-    loss_and_gradients,
-    loss_and_gradients_split,
-    minibatch_epoch,
-    minibatch_epoch_split,
-    predict_batches,
-    predict_chunks,
-    sgd_epoch,
-)
+from .minibatch import minibatch_epoch, minibatch_epoch_split
 from .optimizers import N_HYPER, OPTIMIZER_CODES, ROW_BLOCKS, make_hyper
+from .packing import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_WEIGHTS, STATUS_OK, layout
+from .passes import loss_and_gradients, loss_and_gradients_split, predict_batches, predict_chunks
+from .per_sample import sgd_epoch
 from .threads import new_policy
 
 __all__ = [

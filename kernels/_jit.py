@@ -23,6 +23,10 @@ from numba.core.caching import FunctionCache
 from numba.core.extending import intrinsic
 
 CACHE = os.environ.get("FASTMLP_CACHE", "1") not in ("0", "false", "False", "no")
+# ``NUMBA_DISABLE_JIT=1``: every kernel runs as the plain Python it is written
+# in (slow; for debugging and coverage). The few pieces Numba supplies at
+# compile time (intrinsics, an overload) get Python twins where they are defined.
+DISABLE_JIT = bool(numba.config.DISABLE_JIT)
 
 
 class CacheWarning(UserWarning):
@@ -97,6 +101,8 @@ def jit(func=None, **overrides):
     cache = options.pop("cache", CACHE)
 
     def decorate(f):
+        if DISABLE_JIT:
+            return f
         dispatcher = numba.njit(**options)(f)
         return _enable_tolerant_cache(dispatcher) if cache else dispatcher
 
@@ -119,3 +125,10 @@ def unliteral(typingctx, value):
         return context.cast(builder, args[0], signature.args[0], runtime_type)
 
     return runtime_type(value), codegen
+
+
+if DISABLE_JIT:
+
+    def unliteral(value):
+        """``value`` itself (plain Python has no literal types)."""
+        return value

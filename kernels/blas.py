@@ -14,7 +14,7 @@ from numba import types
 from numba.core.extending import intrinsic, overload
 from numba.np.linalg import _BLAS, ensure_blas
 
-from ._jit import jit
+from ._jit import DISABLE_JIT, jit
 
 
 @intrinsic
@@ -79,3 +79,20 @@ def gemm_rows_at_b(D_flat, d_off, n_out, A, k0, k1, n_in, n_rows, G_flat, scalar
         _address(A, k0), n_in, _address(scalars, beta_index), _address(G_flat, k0 * n_out),
         n_out,
     )
+
+
+if DISABLE_JIT:
+
+    def gemm_rows_at_b(
+        D_flat, d_off, n_out, A, k0, k1, n_in, n_rows, G_flat, scalars, beta_index
+    ):
+        """NumPy twin of the compiled :func:`gemm_rows_at_b` (same contract)."""
+        D = D_flat[d_off : d_off + n_rows * n_out].reshape(n_rows, n_out)
+        G = G_flat[k0 * n_out : k1 * n_out].reshape(k1 - k0, n_out)
+        product = scalars[0] * (A.reshape(-1, n_in)[:n_rows, k0:k1].T @ D)
+        beta = scalars[beta_index]
+        if beta == 0:  # as BLAS: G is not read
+            G[...] = product
+        else:
+            G[...] = product + beta * G
+        return 0

@@ -7,8 +7,8 @@ one row of a CSR matrix (touching only its non-zero inputs).
 
 import numpy as np
 
-from .activations import activate_2d, activate_inplace
 from ._jit import jit
+from .activations import activate_2d, activate_inplace
 
 
 @jit

@@ -17,6 +17,7 @@ also work with any other elementwise output activation.
 
 import math
 
+from ._jit import jit
 from .activations import (
     EXP,
     GELU,
@@ -27,7 +28,6 @@ from .activations import (
     derivative_scalar,
     logistic,
 )
-from ._jit import jit
 
 SQUARED_ERROR = 0
 LOG_LOSS = 1

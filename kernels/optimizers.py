@@ -420,3 +420,29 @@ def _update_blocks_threaded(
             opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_parts[c, :n],
             c * m_rows // n_blocks, (c + 1) * m_rows // n_blocks,
         )
+
+
+@jit(inline="always")
+def step_learning_rate(opt, lr, hyper, step, scratch):
+    """Learning rate of the next step in the parameters' dtype; advances Adam's counter.
+
+    The value goes through ``scratch`` (1 element, parameters' dtype) so that
+    float32 update loops stay float32 instead of promoting to float64.
+    """
+    if opt == ADAM:
+        step[0] += 1
+        lr = adam_learning_rate(lr, hyper[H_BETA_1], hyper[H_BETA_2], step[0])
+    scratch[0] = lr
+    return scratch[0]
+
+
+@jit
+def epoch_flush_threshold(opt, hyper, state1):
+    """SGD with momentum: the velocity flush threshold, after flushing ``state1``
+    once (each epoch starts flushed); 0 for the optimizers that flush at every
+    step (or, plain SGD, keep no state)."""
+    if opt != SGD or hyper[H_MOMENTUM] == 0:
+        return 0.0
+    threshold = velocity_flush_threshold(float(hyper[H_MOMENTUM]), float(hyper[H_TINY]))
+    flush_velocities(state1, threshold)
+    return threshold

@@ -8,7 +8,7 @@ generators (and of other threads).
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import DISABLE_JIT, jit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -29,3 +29,17 @@ def next_uniform(state):
     s = (s ^ (s >> _S27)) * _MIX_2
     s = s ^ (s >> _S31)
     return float(s >> _S11) * _TWO_POW_M53
+
+
+if DISABLE_JIT:
+    _MASK = (1 << 64) - 1
+
+    def next_uniform(state):
+        """Next draw in ``[0, 1)`` from ``state`` (uint64[1]): Python integers
+        wrapped to 64 bits, as the compiled version's uint64 arithmetic."""
+        s = (int(state[0]) + int(_GOLDEN)) & _MASK
+        state[0] = s
+        s = ((s ^ (s >> 30)) * int(_MIX_1)) & _MASK
+        s = ((s ^ (s >> 27)) * int(_MIX_2)) & _MASK
+        s = s ^ (s >> 31)
+        return float(s >> 11) * _TWO_POW_M53

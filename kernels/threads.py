@@ -66,7 +66,7 @@ from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-from ._jit import jit
+from ._jit import DISABLE_JIT, jit
 
 _TBB_LIBRARY = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib"}.get(sys.platform)
 
@@ -168,6 +168,48 @@ def cycles(typingctx):
         return builder.call(fn, [])
 
     return types.int64(), codegen
+
+
+@intrinsic
+def set_chunk_size(typingctx, size):
+    """``numba.set_parallel_chunksize(size)`` for this thread's next parallel
+    regions; returns the previous size (0: Numba's default, one block per
+    thread).
+
+    Numba's own version calls the thread pool through a ctypes pointer, which
+    makes any kernel that uses it uncacheable; this calls the same entry point
+    by its symbol, which Numba registers when it launches the pool (launch it
+    before the kernel is loaded).
+    """
+    if not isinstance(size, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        # declared as Numba's parfor lowering declares them (same module)
+        size_t = ir.IntType(64)
+        get = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(size_t, []), "get_parallel_chunksize"
+        )
+        put = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [size_t]), "set_parallel_chunksize"
+        )
+        previous = builder.call(get, [])
+        builder.call(put, [context.cast(builder, args[0], signature.args[0], types.int64)])
+        return previous
+
+    return types.int64(size), codegen
+
+
+if DISABLE_JIT:
+    import time
+
+    def cycles():
+        """Nanoseconds of a monotonic clock (the Python twin of the cycle counter)."""
+        return time.perf_counter_ns()
+
+    def set_chunk_size(size):
+        """Numba's ``set_parallel_chunksize`` (a no-op while the JIT is disabled)."""
+        return numba.set_parallel_chunksize(size)
 
 
 @jit(inline="always")

@@ -44,37 +44,87 @@ def _cases():
     sparse_X = sp.csr_matrix(sparse_X)
     test_rows = _data(400, 100, seed=2)[0]  # 400 x 6.7k parameters: threaded predict
     return {
-        "per-sample-f64": (MLPClassifier((128,), solver="sgd", batch_size=1, max_iter=2,
-                                         random_state=0), *wide, wide[0]),
-        "per-sample-f32": (MLPClassifier((128,), solver="sgd", batch_size=1, max_iter=2,
-                                         dtype="float32", random_state=0), *wide, wide[0]),
-        "split-adam-f64": (MLPClassifier((64,), batch_size=64, max_iter=3, early_stopping=True,
-                                         random_state=0), *mid, test_rows),
-        "split-adam-f32": (MLPClassifier((64,), batch_size=64, max_iter=3, dtype="float32",
-                                         random_state=0), *mid, test_rows),
-        "split-sgd-f64": (MLPClassifier((64,), solver="sgd", batch_size=64, max_iter=3,
-                                        random_state=0), *mid, test_rows),
-        "split-rmsprop-f64": (MLPClassifier((64,), solver="rmsprop", batch_size=64, max_iter=3,
-                                            random_state=0), *mid, test_rows),
-        "minibatch-adam": (MLPClassifier((16,), batch_size=8, max_iter=3, random_state=0),
-                           *small, small[0]),
-        "full-batch-sgd": (MLPClassifier((64,), solver="sgd", batch_size=300, max_iter=3,
-                                         random_state=0), *mid, test_rows),
-        "lbfgs": (MLPClassifier((32,), solver="lbfgs", max_iter=10, random_state=0), *mid,
-                  test_rows),
-        "lbfgs-regressor": (MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", max_iter=10, random_state=0),
-                            mid[0], mid[1].astype(float), test_rows),
-        "sparse-per-sample": (MLPClassifier((128,), solver="sgd", batch_size=1, max_iter=2,
-                                            random_state=0), sparse_X, sparse_y, sparse_X),
-        "sparse-minibatch": (MLPClassifier((64,), batch_size=32, max_iter=3, random_state=0),
-                             sparse_X, sparse_y, sparse_X),
+        "per-sample-f64": (
+            MLPClassifier((128,), solver="sgd", batch_size=1, max_iter=2, random_state=0),
+            *wide,
+            wide[0],
+        ),
+        "per-sample-f32": (
+            MLPClassifier(
+                (128,), solver="sgd", batch_size=1, max_iter=2, dtype="float32", random_state=0
+            ),
+            *wide,
+            wide[0],
+        ),
+        "split-adam-f64": (
+            MLPClassifier((64,), batch_size=64, max_iter=3, early_stopping=True, random_state=0),
+            *mid,
+            test_rows,
+        ),
+        "split-adam-f32": (
+            MLPClassifier((64,), batch_size=64, max_iter=3, dtype="float32", random_state=0),
+            *mid,
+            test_rows,
+        ),
+        "split-sgd-f64": (
+            MLPClassifier((64,), solver="sgd", batch_size=64, max_iter=3, random_state=0),
+            *mid,
+            test_rows,
+        ),
+        "split-rmsprop-f64": (
+            MLPClassifier((64,), solver="rmsprop", batch_size=64, max_iter=3, random_state=0),
+            *mid,
+            test_rows,
+        ),
+        "minibatch-adam": (
+            MLPClassifier((16,), batch_size=8, max_iter=3, random_state=0),
+            *small,
+            small[0],
+        ),
+        "full-batch-sgd": (
+            MLPClassifier((64,), solver="sgd", batch_size=300, max_iter=3, random_state=0),
+            *mid,
+            test_rows,
+        ),
+        "lbfgs": (
+            MLPClassifier((32,), solver="lbfgs", max_iter=10, random_state=0),
+            *mid,
+            test_rows,
+        ),
+        "lbfgs-regressor": (
+            MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", max_iter=10, random_state=0),
+            mid[0],
+            mid[1].astype(float),
+            test_rows,
+        ),
+        "sparse-per-sample": (
+            MLPClassifier((128,), solver="sgd", batch_size=1, max_iter=2, random_state=0),
+            sparse_X,
+            sparse_y,
+            sparse_X,
+        ),
+        "sparse-minibatch": (
+            MLPClassifier((64,), batch_size=32, max_iter=3, random_state=0),
+            sparse_X,
+            sparse_y,
+            sparse_X,
+        ),
     }
 
 
 CASE_NAMES = (
-    "per-sample-f64", "per-sample-f32", "split-adam-f64", "split-adam-f32", "split-sgd-f64",
-    "split-rmsprop-f64", "minibatch-adam", "full-batch-sgd", "lbfgs", "lbfgs-regressor",
-    "sparse-per-sample", "sparse-minibatch",
+    "per-sample-f64",
+    "per-sample-f32",
+    "split-adam-f64",
+    "split-adam-f32",
+    "split-sgd-f64",
+    "split-rmsprop-f64",
+    "minibatch-adam",
+    "full-batch-sgd",
+    "lbfgs",
+    "lbfgs-regressor",
+    "sparse-per-sample",
+    "sparse-minibatch",
 )
 
 
@@ -85,8 +135,11 @@ def fit_digest(estimator, X, y, X_test):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(X, y)
-    out = (estimator.predict_proba(X_test) if hasattr(estimator, "predict_proba")
-           else estimator.predict(X_test))
+    out = (
+        estimator.predict_proba(X_test)
+        if hasattr(estimator, "predict_proba")
+        else estimator.predict(X_test)
+    )
     h = hashlib.sha256()
     for a in estimator.coefs_ + estimator.intercepts_ + [out]:
         h.update(np.ascontiguousarray(a).tobytes())

@@ -48,8 +48,10 @@ def derivative_from_z(name, z, slope=0.01):
         "exp": lambda: np.exp(z),
         "softplus": lambda: s,
         # d/dz 0.5 z (1 + tanh u) = 0.5 (1 + tanh u) + 0.5 z sech(u)^2 u'
-        "gelu": lambda: 0.5 * (1 + np.tanh(_gelu_u(z)))
-        + 0.5 * z / np.cosh(_gelu_u(z)) ** 2 * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * z**2),
+        "gelu": lambda: (
+            0.5 * (1 + np.tanh(_gelu_u(z)))
+            + 0.5 * z / np.cosh(_gelu_u(z)) ** 2 * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * z**2)
+        ),
     }[name]()
 
 
@@ -94,8 +96,20 @@ def forward(X, coefs, intercepts, hidden, out, masks=None):
     return acts, zs
 
 
-def loss_and_gradients(X, Y, coefs, intercepts, hidden, out, loss, alpha=0.0, sw=None, scale=1.0,
-                       masks=None, huber_delta=1.0):
+def loss_and_gradients(
+    X,
+    Y,
+    coefs,
+    intercepts,
+    hidden,
+    out,
+    loss,
+    alpha=0.0,
+    sw=None,
+    scale=1.0,
+    masks=None,
+    huber_delta=1.0,
+):
     """scikit-learn's ``_backprop``, generalized to any supported loss/output pair,
     Huber loss and dropout masks (see :func:`forward`)."""
     n = X.shape[0]
@@ -130,8 +144,18 @@ def loss_and_gradients(X, Y, coefs, intercepts, hidden, out, loss, alpha=0.0, sw
 class Optimizer:
     """scikit-learn's SGD and Adam, plus RMSprop, Adagrad, Adadelta, on lists of arrays."""
 
-    def __init__(self, name, params, lr, momentum=0.9, nesterov=True, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, rho=0.9):
+    def __init__(
+        self,
+        name,
+        params,
+        lr,
+        momentum=0.9,
+        nesterov=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        rho=0.9,
+    ):
         self.name, self.lr, self.momentum, self.nesterov = name, lr, momentum, nesterov
         self.beta_1, self.beta_2, self.epsilon, self.rho = beta_1, beta_2, epsilon, rho
         self.s1 = [np.zeros_like(p) for p in params]

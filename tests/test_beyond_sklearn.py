@@ -24,8 +24,9 @@ def _quiet(model, *args, **kwargs):
 
 @pytest.fixture
 def data():
-    return make_classification(n_samples=120, n_features=6, n_informative=4, n_classes=3,
-                               random_state=0)
+    return make_classification(
+        n_samples=120, n_features=6, n_informative=4, n_classes=3, random_state=0
+    )
 
 
 def test_softplus_and_per_layer_activations_train(data):
@@ -37,9 +38,14 @@ def test_softplus_and_per_layer_activations_train(data):
     assert_allclose(H, np.logaddexp(0, z), rtol=1e-12)
 
 
-@pytest.mark.parametrize("init,std", [("he_normal", lambda n: np.sqrt(2 / n)),
-                                      ("he_uniform", lambda n: np.sqrt(2 / n)),
-                                      ("lecun_normal", lambda n: np.sqrt(1 / n))])
+@pytest.mark.parametrize(
+    "init,std",
+    [
+        ("he_normal", lambda n: np.sqrt(2 / n)),
+        ("he_uniform", lambda n: np.sqrt(2 / n)),
+        ("lecun_normal", lambda n: np.sqrt(1 / n)),
+    ],
+)
 def test_init_options_have_their_variance_and_zero_intercepts(init, std):
     net = Network([400, 300, 3], init=init, random_state=0)
     assert net.coefs_[0].std() == pytest.approx(std(400), rel=0.02)
@@ -52,8 +58,7 @@ def test_init_options_have_their_variance_and_zero_intercepts(init, std):
 def test_selu_with_lecun_normal_keeps_activations_normalized():
     rng = np.random.RandomState(0)
     X = rng.randn(2000, 100)
-    net = Network([100] + [100] * 8 + [1], activation="selu", init="lecun_normal",
-                  random_state=0)
+    net = Network([100] + [100] * 8 + [1], activation="selu", init="lecun_normal", random_state=0)
     deepest = net.forward(X, layer=8)
     assert abs(deepest.mean()) < 0.2 and 0.7 < deepest.std() < 1.3
 
@@ -72,8 +77,7 @@ def test_default_init_is_still_scikit_learns(data):
 def test_transform_returns_hidden_activations_and_feeds_a_pipeline(data, sparse):
     X, y = data
     Xin = sp.csr_matrix(X) if sparse else X
-    model = _quiet(MLPClassifier((9, 5), activation="tanh", max_iter=50, random_state=0),
-                   Xin, y)
+    model = _quiet(MLPClassifier((9, 5), activation="tanh", max_iter=50, random_state=0), Xin, y)
     h1 = np.tanh(X @ model.coefs_[0] + model.intercepts_[0])
     h2 = np.tanh(h1 @ model.coefs_[1] + model.intercepts_[1])
     assert_allclose(model.transform(Xin, layer=1), h1, rtol=1e-12)
@@ -83,9 +87,7 @@ def test_transform_returns_hidden_activations_and_feeds_a_pipeline(data, sparse)
     assert_allclose(model.predict_proba(Xin), out, rtol=1e-10)
     with pytest.raises(ValueError, match="layer must be"):
         model.transform(Xin, layer=3)
-    pipe = make_pipeline(
-        MLPClassifier((9,), max_iter=50, random_state=0), LogisticRegression()
-    )
+    pipe = make_pipeline(MLPClassifier((9,), max_iter=50, random_state=0), LogisticRegression())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe.fit(Xin, y)
@@ -94,8 +96,7 @@ def test_transform_returns_hidden_activations_and_feeds_a_pipeline(data, sparse)
 
 def test_validation_loss_curve_beside_validation_scores(data):
     X, y = data
-    model = _quiet(MLPClassifier((10,), early_stopping=True, max_iter=40, random_state=0),
-                   X, y)
+    model = _quiet(MLPClassifier((10,), early_stopping=True, max_iter=40, random_state=0), X, y)
     assert len(model.validation_loss_curve_) == len(model.validation_scores_) == model.n_iter_
     assert np.isfinite(model.validation_loss_curve_).all()
     assert model.validation_loss_curve_[-1] < model.validation_loss_curve_[0]
@@ -112,10 +113,17 @@ def test_validation_loss_is_the_loss_on_the_held_out_rows():
 
     X, y = make_classification(n_samples=80, n_features=4, random_state=1)
     seen = []
-    model = MLPClassifier((6,), early_stopping=True, max_iter=3, alpha=0.0, random_state=0,
-                          n_iter_no_change=100,
-                          callbacks=[lambda est, info: seen.append(
-                              [c.copy() for c in est.coefs_ + est.intercepts_])])
+    model = MLPClassifier(
+        (6,),
+        early_stopping=True,
+        max_iter=3,
+        alpha=0.0,
+        random_state=0,
+        n_iter_no_change=100,
+        callbacks=[
+            lambda est, info: seen.append([c.copy() for c in est.coefs_ + est.intercepts_])
+        ],
+    )
     _quiet(model, X, y)
     rng = check_random_state(0)
     Network([4, 6, 1], output="logistic", loss="log_loss", random_state=rng)  # same draws
@@ -141,8 +149,13 @@ def test_callbacks_see_each_epoch_and_can_stop(data):
     assert model.n_iter_ == 4
     assert [i["epoch"] for i in infos] == [1, 2, 3, 4]
     assert infos[-1]["loss"] == model.loss_
-    assert set(infos[0]) == {"epoch", "loss", "validation_score", "validation_loss",
-                             "samples_per_s"}
+    assert set(infos[0]) == {
+        "epoch",
+        "loss",
+        "validation_score",
+        "validation_loss",
+        "samples_per_s",
+    }
 
 
 def test_class_weight_equals_the_matching_sample_weight(data):
@@ -153,10 +166,18 @@ def test_class_weight_equals_the_matching_sample_weight(data):
     expected = _quiet(MLPClassifier(**kw), X, y, sample_weight=sw)
     for a, b in zip(weighted.coefs_, expected.coefs_):
         assert_array_equal(a, b)
-    balanced = _quiet(MLPClassifier(class_weight="balanced", **kw), X[:100], y[:100],
-                      sample_weight=np.full(100, 2.0))
-    expected = _quiet(MLPClassifier(**kw), X[:100], y[:100],
-                      sample_weight=2.0 * compute_sample_weight("balanced", y[:100]))
+    balanced = _quiet(
+        MLPClassifier(class_weight="balanced", **kw),
+        X[:100],
+        y[:100],
+        sample_weight=np.full(100, 2.0),
+    )
+    expected = _quiet(
+        MLPClassifier(**kw),
+        X[:100],
+        y[:100],
+        sample_weight=2.0 * compute_sample_weight("balanced", y[:100]),
+    )
     for a, b in zip(balanced.coefs_, expected.coefs_):
         assert_allclose(a, b, rtol=1e-12)
 
@@ -188,8 +209,14 @@ def test_zero_weight_rows_are_skipped_without_crash(data, batch_size):
     X, y = data
     sw = np.ones(len(y))
     sw[:8] = 0.0  # the first two batches of 4 carry no weight at all
-    kw = dict(hidden_layer_sizes=(6,), solver="sgd", batch_size=batch_size, shuffle=False,
-              max_iter=2, random_state=0)
+    kw = dict(
+        hidden_layer_sizes=(6,),
+        solver="sgd",
+        batch_size=batch_size,
+        shuffle=False,
+        max_iter=2,
+        random_state=0,
+    )
     model = _quiet(MLPClassifier(**kw), X, y, sample_weight=sw)
     dropped = _quiet(MLPClassifier(**kw), X[8:], y[8:])
     for a, b in zip(model.coefs_, dropped.coefs_):
@@ -200,12 +227,28 @@ def test_zero_weight_rows_are_skipped_without_crash(data, batch_size):
     "make",
     [
         lambda: (MLPClassifier((5,), activation="tanh", max_iter=5, random_state=0), "clf"),
-        lambda: (MLPClassifier((4, 3), activation=["softplus", "elu"], max_iter=5,
-                               dtype="float32", random_state=0), "clf"),
-        lambda: (MLPRegressor(hidden_layer_sizes=(5,), activation="logistic", max_iter=5,
-                              random_state=0), "reg"),
-        lambda: (MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), activation="tanh",
-                              max_iter=5, random_state=0), "poisson"),
+        lambda: (
+            MLPClassifier(
+                (4, 3), activation=["softplus", "elu"], max_iter=5, dtype="float32", random_state=0
+            ),
+            "clf",
+        ),
+        lambda: (
+            MLPRegressor(
+                hidden_layer_sizes=(5,), activation="logistic", max_iter=5, random_state=0
+            ),
+            "reg",
+        ),
+        lambda: (
+            MLPRegressor(
+                loss="poisson",
+                hidden_layer_sizes=(4,),
+                activation="tanh",
+                max_iter=5,
+                random_state=0,
+            ),
+            "poisson",
+        ),
     ],
 )
 def test_gradient_check_agrees_for_estimators(data, make):
@@ -219,8 +262,7 @@ def test_gradient_check_agrees_for_estimators(data, make):
 
 
 def test_gradient_check_finds_a_wrong_gradient(monkeypatch):
-    net = Network([3, 4, 2], activation="tanh", output="softmax", loss="log_loss",
-                  random_state=0)
+    net = Network([3, 4, 2], activation="tanh", output="softmax", loss="log_loss", random_state=0)
     X = np.random.RandomState(0).randn(10, 3)
     Y = np.eye(2)[np.arange(10) % 2]
     assert gradient_check(net, X, Y)["max"] < 1e-7
@@ -240,8 +282,16 @@ def test_gradient_check_finds_a_wrong_gradient(monkeypatch):
 def test_astype_copies_the_whole_network():
     """The twin that gradient_check builds once lost huber_delta (a hand-copied
     constructor): its loss was 2.2127 where the model's was 0.2613."""
-    net = Network([3, 4, 1], activation="tanh", loss="huber", huber_delta=0.1,
-                  dropout=0.25, init="he_normal", leaky_relu_slope=0.2, random_state=0)
+    net = Network(
+        [3, 4, 1],
+        activation="tanh",
+        loss="huber",
+        huber_delta=0.1,
+        dropout=0.25,
+        init="he_normal",
+        leaky_relu_slope=0.2,
+        random_state=0,
+    )
     net.set_optimizer("adam", beta_1=0.8)
     rng = np.random.RandomState(0)
     X, Y = rng.randn(20, 3), 3 * rng.randn(20, 1)
@@ -272,8 +322,15 @@ def test_astype_copies_the_whole_network():
 def test_gradient_check_uses_the_estimators_huber_delta(monkeypatch):
     rng = np.random.RandomState(0)
     X, y = rng.randn(30, 3), 5 * rng.randn(30)
-    model = MLPRegressor(hidden_layer_sizes=(4,), activation="tanh", loss="huber", huber_delta=0.1,
-                         solver="lbfgs", max_iter=3, random_state=0).fit(X, y)
+    model = MLPRegressor(
+        hidden_layer_sizes=(4,),
+        activation="tanh",
+        loss="huber",
+        huber_delta=0.1,
+        solver="lbfgs",
+        max_iter=3,
+        random_state=0,
+    ).fit(X, y)
     seen = []
     original = Network.loss_and_flat_gradients
 
@@ -293,22 +350,34 @@ def test_gradient_check_uses_the_estimators_huber_delta(monkeypatch):
 def test_dropout_trains_reproducibly_and_is_off_at_predict(data, batch_size, dtype, sparse):
     X, y = data
     Xs = sp.csr_matrix(X) if sparse else X
-    kw = dict(hidden_layer_sizes=(32, 16), dropout=[0.2, 0.1], batch_size=batch_size,
-              learning_rate_init=0.01, max_iter=40, dtype=dtype, random_state=0)
+    kw = dict(
+        hidden_layer_sizes=(32, 16),
+        dropout=[0.2, 0.1],
+        batch_size=batch_size,
+        learning_rate_init=0.01,
+        max_iter=40,
+        dtype=dtype,
+        random_state=0,
+    )
     a = _quiet(MLPClassifier(**kw), Xs, y)
     b = _quiet(MLPClassifier(**kw), Xs, y)
     for ca, cb in zip(a.coefs_, b.coefs_):
         assert_array_equal(ca, cb)  # same random_state, same masks
     c = _quiet(MLPClassifier(**{**kw, "random_state": 1}), Xs, y)
-    assert not np.array_equal(a.coefs_[0], _quiet(
-        MLPClassifier(**{**kw, "dropout": 0.0}), Xs, y).coefs_[0])
+    assert not np.array_equal(
+        a.coefs_[0], _quiet(MLPClassifier(**{**kw, "dropout": 0.0}), Xs, y).coefs_[0]
+    )
     assert c.score(Xs, y) > 0.7 and a.score(Xs, y) > 0.7
     # predict: the whole network, no mask, the same output every call
     H = np.maximum(X @ a.coefs_[0] + a.intercepts_[0], 0)
     H = np.maximum(H @ a.coefs_[1] + a.intercepts_[1], 0)
     tol = 1e-4 if dtype == "float32" else 1e-12
-    assert_allclose(a.predict_proba(Xs), softmax(H @ a.coefs_[2] + a.intercepts_[2], axis=1),
-                    rtol=tol, atol=tol)
+    assert_allclose(
+        a.predict_proba(Xs),
+        softmax(H @ a.coefs_[2] + a.intercepts_[2], axis=1),
+        rtol=tol,
+        atol=tol,
+    )
     assert_array_equal(a.predict_proba(Xs), a.predict_proba(Xs))
 
 
@@ -322,8 +391,14 @@ def test_zero_dropout_draws_nothing_and_stays_scikit_learns(data):
 
 def test_dropout_stream_continues_across_partial_fit(data):
     X, y = data
-    kw = dict(hidden_layer_sizes=(8,), dropout=0.3, solver="sgd", shuffle=False,
-              random_state=0, learning_rate_init=0.05)
+    kw = dict(
+        hidden_layer_sizes=(8,),
+        dropout=0.3,
+        solver="sgd",
+        shuffle=False,
+        random_state=0,
+        learning_rate_init=0.05,
+    )
     fit = _quiet(MLPClassifier(max_iter=2, **kw), X, y)
     chunks = MLPClassifier(**kw)
     for _ in range(2):
@@ -351,15 +426,29 @@ def test_dropout_errors_are_clear(data):
 # ---------------------------------------------------------------- GELU, Huber
 def test_gelu_hidden_features_and_gradients(data):
     X, y = data
-    model = _quiet(MLPClassifier((8, 5), activation=["gelu", "tanh"], learning_rate_init=0.01,
-                                 random_state=0), X, y)
+    model = _quiet(
+        MLPClassifier(
+            (8, 5), activation=["gelu", "tanh"], learning_rate_init=0.01, random_state=0
+        ),
+        X,
+        y,
+    )
     assert model.score(X, y) > 0.9
     z = X @ model.coefs_[0] + model.intercepts_[0]
     gelu = 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3)))
     assert_allclose(model.transform(X, layer=1), gelu, rtol=1e-12, atol=1e-15)
     assert gradient_check(model, X[:20], y[:20])["max"] < 1e-6
-    reg = _quiet(MLPRegressor(hidden_layer_sizes=(6,), activation="gelu", loss="huber",
-                              huber_delta=0.5, random_state=0), X, y.astype(float))
+    reg = _quiet(
+        MLPRegressor(
+            hidden_layer_sizes=(6,),
+            activation="gelu",
+            loss="huber",
+            huber_delta=0.5,
+            random_state=0,
+        ),
+        X,
+        y.astype(float),
+    )
     assert gradient_check(reg, X[:20], y[:20].astype(float))["max"] < 1e-6
 
 
@@ -369,8 +458,14 @@ def test_huber_regression_resists_outliers():
     y = 2.0 * X[:, 0] + 0.05 * rng.randn(300)
     y_dirty = y.copy()
     y_dirty[:30] += 40.0  # 10 % gross outliers
-    kw = dict(hidden_layer_sizes=(), solver="adam", learning_rate_init=0.05, max_iter=300,
-              random_state=0, n_iter_no_change=50)
+    kw = dict(
+        hidden_layer_sizes=(),
+        solver="adam",
+        learning_rate_init=0.05,
+        max_iter=300,
+        random_state=0,
+        n_iter_no_change=50,
+    )
     squared = _quiet(MLPRegressor(**kw), X, y_dirty)
     huber = _quiet(MLPRegressor(loss="huber", huber_delta=0.5, **kw), X, y_dirty)
     clean = slice(30, None)
@@ -404,25 +499,31 @@ class _Recorder:
     def teardown(self, estimator, context):
         self.events.append("teardown")
 
-    def on_fit_task_begin(self, estimator, context, *, X=None, y=None, metadata=None,
-                          fitted_estimator=None):
+    def on_fit_task_begin(
+        self, estimator, context, *, X=None, y=None, metadata=None, fitted_estimator=None
+    ):
         self.events.append(("begin", context.task_name, context.task_id))
 
-    def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None,
-                        fitted_estimator=None):
+    def on_fit_task_end(
+        self, estimator, context, *, X=None, y=None, metadata=None, fitted_estimator=None
+    ):
         self.events.append(("end", context.task_name, context.task_id))
         if fitted_estimator is not None:
             self.snapshots.append(fitted_estimator)
-        return self.stop_after is not None and context.task_id + 1 >= self.stop_after \
+        return (
+            self.stop_after is not None
+            and context.task_id + 1 >= self.stop_after
             and context.parent is not None
+        )
 
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_sklearn_callback_protocol_hooks_snapshots_and_stop(data, solver):
     X, y = data
     rec = _Recorder()
-    model = _quiet(MLPClassifier((8,), solver=solver, max_iter=4, random_state=0)
-                   .set_callbacks(rec), X, y)
+    model = _quiet(
+        MLPClassifier((8,), solver=solver, max_iter=4, random_state=0).set_callbacks(rec), X, y
+    )
     task = "epoch" if solver == "adam" else "lbfgs-iteration"
     n = model.n_iter_
     assert rec.events[:3] == ["setup", ("begin", "fit", 0), ("begin", task, 0)]
@@ -433,8 +534,11 @@ def test_sklearn_callback_protocol_hooks_snapshots_and_stop(data, solver):
     assert_array_equal(rec.snapshots[-1].predict_proba(X), model.predict_proba(X))
     assert not np.array_equal(rec.snapshots[0].coefs_[0], model.coefs_[0])
     stopper = _Recorder(stop_after=2)
-    stopped = _quiet(MLPClassifier((8,), solver=solver, max_iter=10, random_state=0)
-                     .set_callbacks(stopper), X, y)
+    stopped = _quiet(
+        MLPClassifier((8,), solver=solver, max_iter=10, random_state=0).set_callbacks(stopper),
+        X,
+        y,
+    )
     assert stopped.n_iter_ == 2
 
 

@@ -12,7 +12,10 @@ from sklearn.datasets import load_digits
 
 def run(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "fastmlp", *args], capture_output=True, text=True, cwd=cwd,
+        [sys.executable, "-m", "fastmlp", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
         timeout=300,
     )
 
@@ -23,6 +26,10 @@ def test_train_on_digits_save_and_predict_a_csv(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "test accuracy" in done.stdout and "speed-up" in done.stdout
     assert "samples/s" in done.stdout
+    # the suite's cache is warm by now, or the notice came before the wait
+    assert ("kernels loaded from the on-disk cache" in done.stdout) or (
+        done.stdout.index("compiling kernels") < done.stdout.index("kernels compiled in")
+    )
     X, _ = load_digits(return_X_y=True)
     X = X[:15] / 16.0
     csv = tmp_path / "x.csv"
@@ -42,8 +49,20 @@ def test_train_on_a_csv_with_regression_and_plot(tmp_path):
     csv = tmp_path / "reg.csv"
     np.savetxt(csv, np.c_[X, y], delimiter=",", header="a,b,y", comments="")
     png = tmp_path / "curve.png"
-    done = run("train", str(csv), "--target", "y", "--regression", "--hidden", "8,4",
-               "--epochs", "3", "--no-compare", "--plot", str(png))
+    done = run(
+        "train",
+        str(csv),
+        "--target",
+        "y",
+        "--regression",
+        "--hidden",
+        "8,4",
+        "--epochs",
+        "3",
+        "--no-compare",
+        "--plot",
+        str(png),
+    )
     assert done.returncode == 0, done.stderr
     assert "test R2" in done.stdout
     assert png.read_bytes()[:4] == b"\x89PNG"
@@ -76,3 +95,20 @@ def test_predict_with_missing_model_and_info():
     done = run("info")
     assert done.returncode == 0 and "numba cache" in done.stdout
     assert "threads:" in done.stdout and "layer" in done.stdout
+
+
+def test_the_compile_notice_speaks_before_compiling_and_not_for_compiled_code(capsys):
+    import numba
+
+    from fastmlp.cli import _compile_notice
+
+    @numba.njit
+    def add_one(x):
+        return x + 1
+
+    with _compile_notice() as notice:
+        assert add_one(1) == 2
+    assert "compiling kernels" in capsys.readouterr().out and notice.seconds > 0
+    with _compile_notice() as notice:
+        assert add_one(2) == 3  # compiled already: nothing to say
+    assert capsys.readouterr().out == "" and notice.seconds == 0

@@ -15,7 +15,6 @@ import threading
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
@@ -31,12 +30,17 @@ def expected():
 
 def _digests_in_subprocess(setting, names=(), **env):
     """The cases' digests from ``python -m tests.determinism_cases`` in a fresh process."""
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("FASTMLP_THREADS", "NUMBA_NUM_THREADS")}
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("FASTMLP_THREADS", "NUMBA_NUM_THREADS")
+    }
     environ.update(env)
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.determinism_cases", setting, *names], cwd=ROOT,
-        env=environ, capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "tests.determinism_cases", setting, *names],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -53,8 +57,10 @@ def test_a_fit_in_a_worker_thread_equals_one_in_the_main_thread(expected):
 def test_two_fits_at_once_in_two_threads_equal_the_same_fits_in_a_row(expected):
     halves = (cases.CASE_NAMES[::2], cases.CASE_NAMES[1::2])
     got = {}
-    workers = [threading.Thread(target=lambda names=names: got.update(cases.digests(names)))
-               for names in halves]
+    workers = [
+        threading.Thread(target=lambda names=names: got.update(cases.digests(names)))
+        for names in halves
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -72,13 +78,17 @@ def test_child_processes_of_every_start_method_give_the_same_bits(expected, meth
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env", [
-    {"NUMBA_NUM_THREADS": "1"},
-    {"NUMBA_NUM_THREADS": "2"},
-    {"NUMBA_NUM_THREADS": "4"},
-    {"FASTMLP_THREADS": "0"},
-    {"FASTMLP_THREADS": "always"},
-], ids=lambda env: "-".join(f"{k}={v}" for k, v in env.items()))
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"NUMBA_NUM_THREADS": "1"},
+        {"NUMBA_NUM_THREADS": "2"},
+        {"NUMBA_NUM_THREADS": "4"},
+        {"FASTMLP_THREADS": "0"},
+        {"FASTMLP_THREADS": "always"},
+    ],
+    ids=lambda env: "-".join(f"{k}={v}" for k, v in env.items()),
+)
 def test_every_thread_count_and_setting_gives_the_same_bits(expected, env):
     assert _digests_in_subprocess("plain", **env) == expected
 
@@ -105,6 +115,30 @@ def test_cold_warm_and_disabled_cache_give_the_same_bits(expected, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_warm_cache_compiles_nothing(expected):
+    # ``expected`` ran every case in this process, so every kernel they use is
+    # in the cache now; a kernel that Numba cannot cache (e.g. one holding a
+    # ctypes pointer, as numba.set_parallel_chunksize does) compiles again in
+    # every new process
+    code = (
+        "import importlib, json, pkgutil\n"
+        "from tests import determinism_cases\n"
+        "from fastmlp import kernels\n"
+        "determinism_cases.digests()\n"
+        "modules = [importlib.import_module('fastmlp.kernels.' + m.name)\n"
+        "           for m in pkgutil.iter_modules(kernels.__path__)]\n"
+        "missed = {f'{m.__name__}.{name}' for m in modules for name, d in vars(m).items()\n"
+        "          if hasattr(d, 'stats') and d.stats.cache_misses}\n"
+        "print(json.dumps(sorted(missed)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.slow
 def test_grid_search_gives_the_same_models_with_one_job_and_two():
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV
@@ -116,15 +150,21 @@ def test_grid_search_gives_the_same_models_with_one_job_and_two():
     for n_jobs in (1, 2):
         search = GridSearchCV(
             MLPClassifier((64,), batch_size=64, max_iter=3, random_state=0),
-            {"alpha": [1e-4, 1e-2], "solver": ["adam", "sgd"]}, cv=2, n_jobs=n_jobs,
+            {"alpha": [1e-4, 1e-2], "solver": ["adam", "sgd"]},
+            cv=2,
+            n_jobs=n_jobs,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             search.fit(X, y)
         best = search.best_estimator_
-        results.append((search.cv_results_["split0_test_score"],
-                        search.cv_results_["split1_test_score"],
-                        best.coefs_ + best.intercepts_))
+        results.append(
+            (
+                search.cv_results_["split0_test_score"],
+                search.cv_results_["split1_test_score"],
+                best.coefs_ + best.intercepts_,
+            )
+        )
     assert_array_equal(results[0][0], results[1][0])
     assert_array_equal(results[0][1], results[1][1])
     for a, b in zip(results[0][2], results[1][2]):
@@ -140,11 +180,14 @@ def test_a_fresh_process_uses_tbb_when_it_is_installed():
         version("tbb")
     except PackageNotFoundError:
         pytest.skip("the tbb package is not installed here")
-    code = ("import numpy as np, numba; from fastmlp import Network;"
-            "Network([40, 3]).forward(np.zeros((2, 40)));"
-            "print(numba.threading_layer())")
+    code = (
+        "import numpy as np, numba; from fastmlp import Network;"
+        "Network([40, 3]).forward(np.zeros((2, 40)));"
+        "print(numba.threading_layer())"
+    )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING")}
-    proc = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "tbb"

@@ -156,9 +156,22 @@ def test_fitted_attributes_are_those_of_sklearn(digits):
         warnings.simplefilter("ignore", ConvergenceWarning)
         ours = MLPClassifier(max_iter=2, random_state=0).fit(X, y)
         theirs = sknn.MLPClassifier(max_iter=2, random_state=0).fit(X, y)
-    for name in ["coefs_", "intercepts_", "n_iter_", "t_", "loss_", "best_loss_", "loss_curve_",
-                 "validation_scores_", "best_validation_score_", "n_layers_", "n_outputs_",
-                 "out_activation_", "classes_", "n_features_in_"]:
+    for name in [
+        "coefs_",
+        "intercepts_",
+        "n_iter_",
+        "t_",
+        "loss_",
+        "best_loss_",
+        "loss_curve_",
+        "validation_scores_",
+        "best_validation_score_",
+        "n_layers_",
+        "n_outputs_",
+        "out_activation_",
+        "classes_",
+        "n_features_in_",
+    ]:
         assert hasattr(ours, name) and hasattr(theirs, name), name
     # the additions are opt-in parameters whose defaults reproduce scikit-learn
     beyond = {"dtype", "init", "callbacks", "class_weight", "dropout"}
@@ -172,8 +185,12 @@ def test_digits_accuracy_default_and_per_sample_sgd(digits):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         per_sample = MLPClassifier(
-            hidden_layer_sizes=(64,), solver="sgd", batch_size=1, learning_rate_init=0.01,
-            max_iter=20, random_state=0,
+            hidden_layer_sizes=(64,),
+            solver="sgd",
+            batch_size=1,
+            learning_rate_init=0.01,
+            max_iter=20,
+            random_state=0,
         ).fit(X_train, y_train)
     assert per_sample.score(X_test, y_test) >= 0.97
 
@@ -236,7 +253,7 @@ def test_partial_fit_warm_start_and_sample_weight(digits):
         warm.fit(X, y)
     assert not np.allclose(first[0], warm.coefs_[0])
     with pytest.raises(AttributeError, match="partial_fit"):
-        MLPClassifier(solver="lbfgs").partial_fit
+        MLPClassifier(solver="lbfgs").partial_fit  # noqa: B018 (the access itself raises)
 
 
 def test_single_neuron_and_float32():
@@ -244,8 +261,9 @@ def test_single_neuron_and_float32():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         logreg = MLPClassifier(hidden_layer_sizes=(), random_state=0, max_iter=100).fit(X, y)
-        f32 = MLPClassifier(hidden_layer_sizes=(8,), dtype="float32", random_state=0,
-                            max_iter=20).fit(X, y)
+        f32 = MLPClassifier(
+            hidden_layer_sizes=(8,), dtype="float32", random_state=0, max_iter=20
+        ).fit(X, y)
     assert logreg.n_layers_ == 2 and logreg.coefs_[0].shape == (4, 1)
     assert logreg.score(X, y) > 0.8
     assert f32.coefs_[0].dtype == np.float32
@@ -283,8 +301,13 @@ def test_unknown_parameter_values_and_unseen_partial_fit_labels():
 def test_divergence_warns_and_keeps_finite_weights(batch_size):
     X, y = make_regression(n_samples=100, n_features=4, random_state=0)
     with pytest.warns(ConvergenceWarning, match="lower learning_rate_init"):
-        model = MLPRegressor(solver="sgd", learning_rate_init=1e3, max_iter=50,
-                             batch_size=batch_size, random_state=0).fit(X, y)
+        model = MLPRegressor(
+            solver="sgd",
+            learning_rate_init=1e3,
+            max_iter=50,
+            batch_size=batch_size,
+            random_state=0,
+        ).fit(X, y)
     assert model.n_iter_ < 50
     assert all(np.isfinite(c).all() for c in model.coefs_ + model.intercepts_)
     assert np.isfinite(model.predict(X)).all()
@@ -317,17 +340,24 @@ def test_failed_first_partial_fit_leaves_the_estimator_unfitted():
     assert model.predict(X).shape == y.shape
 
 
-@pytest.mark.parametrize("labels", [
-    np.array([3, 1, 2, 1, 3, 3]), np.array(["b", "a", "c", "a", "c", "b"]),
-    np.array(["no", "yes", "yes", "no", "no", "yes"]), np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0]),
-])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([3, 1, 2, 1, 3, 3]),
+        np.array(["b", "a", "c", "a", "c", "b"]),
+        np.array(["no", "yes", "yes", "no", "no", "yes"]),
+        np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0]),
+    ],
+)
 def test_target_indicators_equal_label_binarizer(labels):
     from sklearn.preprocessing import LabelBinarizer
 
     model = MLPClassifier(hidden_layer_sizes=(3,), max_iter=1)
     model._label_binarizer = LabelBinarizer().fit(labels)
     model.classes_ = model._label_binarizer.classes_
-    assert_array_equal(model._indicators(labels),
-                       model._label_binarizer.transform(labels).astype(bool))
-    assert_array_equal(model._indicators(labels[:2]),
-                       model._label_binarizer.transform(labels[:2]).astype(bool))
+    assert_array_equal(
+        model._indicators(labels), model._label_binarizer.transform(labels).astype(bool)
+    )
+    assert_array_equal(
+        model._indicators(labels[:2]), model._label_binarizer.transform(labels[:2]).astype(bool)
+    )

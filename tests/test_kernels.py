@@ -2,6 +2,7 @@
 
 import warnings
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -16,7 +17,16 @@ from .conftest import tolerance
 
 DTYPES = ["float64", "float32"]
 ELEMENTWISE = [
-    "identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "exp", "softplus", "gelu"
+    "identity",
+    "logistic",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "exp",
+    "softplus",
+    "gelu",
 ]
 FROM_OUTPUT = [n for n in ELEMENTWISE if n != "gelu"]  # derivative is a function of the output
 
@@ -80,8 +90,9 @@ def test_gates_are_skipped_when_empty_and_gelu_matches_its_exact_form(rng):
 
 
 def test_dropout_stream_is_splitmix64():
-    from fastmlp.kernels.rng import next_uniform
     from numba import njit
+
+    from fastmlp.kernels.rng import next_uniform
 
     draw = njit(lambda s: next_uniform(s))
     state, expected = np.zeros(1, dtype=np.uint64), 0
@@ -173,7 +184,9 @@ def test_binary_cross_entropy_is_finite_and_exact_at_huge_logits(z, y):
     delta = np.empty(1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loss = losses.output_loss_and_delta(zz, np.array([y]), delta, A.LOGISTIC, losses.LOG_LOSS, 0.0, 1.0)
+        loss = losses.output_loss_and_delta(
+            zz, np.array([y]), delta, A.LOGISTIC, losses.LOG_LOSS, 0.0, 1.0
+        )
     expected = np.logaddexp(0, z) - y * z
     assert np.isfinite(loss) and loss == pytest.approx(expected)
     assert delta[0] == pytest.approx((1.0 if z > 0 else 0.0) - y)
@@ -227,9 +240,16 @@ def test_optimizer_step_matches_numpy(rng, dtype, solver, momentum, nesterov):
         opt.step([W], [grad])
         step_lr = optimizers.adam_learning_rate(lr, 0.9, 0.999, t) if solver == "adam" else lr
         sq = optimizers.update_rank1(
-            code, Wk, s1, s2, a.astype(dtype), d.astype(dtype),
-            np.asarray(alpha, dtype)[()], np.asarray(1 / sw, dtype)[()],
-            np.asarray(step_lr, dtype)[()], hyper,
+            code,
+            Wk,
+            s1,
+            s2,
+            a.astype(dtype),
+            d.astype(dtype),
+            np.asarray(alpha, dtype)[()],
+            np.asarray(1 / sw, dtype)[()],
+            np.asarray(step_lr, dtype)[()],
+            hyper,
         )
         assert_allclose(Wk, W, **tolerance(dtype))
         assert sq == pytest.approx((W**2).sum(), rel=1e-5)
@@ -247,8 +267,14 @@ ARCHS = [
 
 
 def _network_and_data(rng, sizes, hidden, out, loss, dtype="float64", n=11):
-    net = Network(sizes, activation=hidden if hidden else "relu", output=out, loss=loss,
-                  dtype=dtype, random_state=rng)
+    net = Network(
+        sizes,
+        activation=hidden if hidden else "relu",
+        output=out,
+        loss=loss,
+        dtype=dtype,
+        random_state=rng,
+    )
     X = rng.randn(n, sizes[0])
     Y = _targets(loss, out, rng, n, sizes[-1])
     return net, X, Y
@@ -306,6 +332,7 @@ def test_absolute_error_gradient_matches_finite_differences_away_from_kinks(rng)
         assert (up - down) / 2e-6 == pytest.approx(grads[i], rel=1e-5, abs=1e-8)
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="about Numba's compilation")
 def test_unliteral_lets_constant_and_variable_callers_share_one_compilation():
     # a constant argument is typed as a literal: without ``unliteral`` each
     # constant a caller passes compiles the callee once more

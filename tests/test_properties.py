@@ -14,8 +14,14 @@ PROFILE = settings(max_examples=25, deadline=None, derandomize=True)
 # smooth (C1) activations: finite differences are exact to O(eps^2) everywhere
 SMOOTH = ["identity", "logistic", "tanh", "elu", "softplus", "gelu"]
 ALL_HIDDEN = SMOOTH + ["relu", "leaky_relu", "selu"]
-PAIRS = [("log_loss", "softmax"), ("log_loss", "logistic"), ("squared_error", "identity"),
-         ("squared_error", "tanh"), ("huber", "identity"), ("poisson", "exp")]
+PAIRS = [
+    ("log_loss", "softmax"),
+    ("log_loss", "logistic"),
+    ("squared_error", "identity"),
+    ("squared_error", "tanh"),
+    ("huber", "identity"),
+    ("poisson", "exp"),
+]
 
 
 @st.composite
@@ -28,8 +34,7 @@ def networks(draw, activations, dtypes=("float64",)):
     acts = [draw(st.sampled_from(activations)) for _ in range(n_hidden)]
     dtype = draw(st.sampled_from(dtypes))
     seed = draw(st.integers(0, 2**16))
-    net = Network(sizes, activation=acts, output=output, loss=loss, dtype=dtype,
-                  random_state=seed)
+    net = Network(sizes, activation=acts, output=output, loss=loss, dtype=dtype, random_state=seed)
     rng = np.random.RandomState(seed)
     n = draw(st.integers(1, 9))
     X = rng.randn(n, sizes[0])
@@ -70,14 +75,24 @@ def test_forward_is_finite_and_softmax_rows_sum_to_one(case, scale):
 
 
 @PROFILE
-@given(st.integers(3, 40), st.integers(1, 4), st.sampled_from(["float64", "float32"]),
-       st.integers(0, 1000))
+@given(
+    st.integers(3, 40),
+    st.integers(1, 4),
+    st.sampled_from(["float64", "float32"]),
+    st.integers(0, 1000),
+)
 def test_partial_fit_over_chunks_equals_one_epoch_of_fit(n, n_chunks, dtype, seed):
     rng = np.random.RandomState(seed)
     X = rng.randn(n, 3).astype(dtype)
     y = np.arange(n) % 3
-    kw = dict(hidden_layer_sizes=(4,), solver="sgd", batch_size=1, shuffle=False,
-              random_state=seed, learning_rate_init=0.05)
+    kw = dict(
+        hidden_layer_sizes=(4,),
+        solver="sgd",
+        batch_size=1,
+        shuffle=False,
+        random_state=seed,
+        learning_rate_init=0.05,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fitted = MLPClassifier(max_iter=1, **kw).fit(X, y)

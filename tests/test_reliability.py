@@ -108,9 +108,17 @@ def test_bad_X_in_predict_errors_clearly(fitted, case, method):
 
 def test_predict_says_so_when_the_output_overflows():
     X, y = make_regression(n_samples=40, n_features=3, random_state=0)
-    model = _quiet_fit(MLPRegressor(loss="poisson", hidden_layer_sizes=(4,),
-                                    activation="identity", max_iter=3, random_state=0),
-                       X, np.abs(y))
+    model = _quiet_fit(
+        MLPRegressor(
+            loss="poisson",
+            hidden_layer_sizes=(4,),
+            activation="identity",
+            max_iter=3,
+            random_state=0,
+        ),
+        X,
+        np.abs(y),
+    )
     with pytest.raises(ValueError, match="not finite.*too large"):
         model.predict(np.array([[1e6, -1e6, 1e6], [-1e6, 1e6, -1e6]]))
 
@@ -159,8 +167,11 @@ def test_one_pass_check_separates_nan_inf_huge_and_merely_large(sparse):
     X, y = make_regression(n_samples=40, n_features=3, random_state=0)
     wrap = sp.csr_matrix if sparse else np.asarray
     model = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
-    for bad, message in ((np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity"),
-                         (1e200, "too large")):
+    for bad, message in (
+        (np.nan, "Input X contains NaN"),
+        (np.inf, "Input X contains infinity"),
+        (1e200, "too large"),
+    ):
         Xb = X.copy()
         Xb[3, 1] = bad
         with pytest.raises(ValueError, match=message):
@@ -199,8 +210,9 @@ def _variants(X):
 @pytest.mark.parametrize("solver,batch_size", [("sgd", 1), ("adam", 16), ("lbfgs", "auto")])
 def test_layouts_read_only_and_memmap_work_and_match(solver, batch_size):
     X, y = _data()
-    kw = dict(hidden_layer_sizes=(5,), max_iter=4, random_state=0, solver=solver,
-              batch_size=batch_size)
+    kw = dict(
+        hidden_layer_sizes=(5,), max_iter=4, random_state=0, solver=solver, batch_size=batch_size
+    )
     expected = _quiet_fit(MLPClassifier(**kw), X, y)
     for name, Xv in _variants(X).items():
         got = _quiet_fit(MLPClassifier(**kw), Xv, y)
@@ -231,16 +243,28 @@ def test_integer_boolean_and_other_sparse_formats_are_converted():
 def test_divergence_keeps_finite_weights_and_predict_never_returns_nan(solver, batch_size):
     X, y = _data()
     with pytest.warns(ConvergenceWarning, match="lower learning_rate_init"):
-        model = MLPClassifier(solver=solver, learning_rate_init=1e3, batch_size=batch_size,
-                              max_iter=30, random_state=0).fit(X * 100, y)
+        model = MLPClassifier(
+            solver=solver,
+            learning_rate_init=1e3,
+            batch_size=batch_size,
+            max_iter=30,
+            random_state=0,
+        ).fit(X * 100, y)
     assert all(np.isfinite(a).all() for a in model.coefs_ + model.intercepts_)
     assert np.isfinite(model.predict_proba(X)).all()
 
 
 def test_keyboard_interrupt_keeps_the_last_finished_epoch():
     X, y = _data()
-    model = MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", batch_size=1, max_iter=10**6,
-                          tol=0, n_iter_no_change=10**6, random_state=0)
+    model = MLPClassifier(
+        hidden_layer_sizes=(8,),
+        solver="sgd",
+        batch_size=1,
+        max_iter=10**6,
+        tol=0,
+        n_iter_no_change=10**6,
+        random_state=0,
+    )
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
     try:
@@ -256,15 +280,24 @@ def test_keyboard_interrupt_keeps_the_last_finished_epoch():
 
 
 def _make_models():
-    X, y = make_classification(n_samples=300, n_features=200, n_informative=20,
-                               random_state=0)
+    X, y = make_classification(n_samples=300, n_features=200, n_informative=20, random_state=0)
     # 200 x 256 weights: the first layer is updated on the thread pool
-    return X, y, [
-        MLPClassifier(hidden_layer_sizes=(256,), solver="sgd", batch_size=1, max_iter=3,
-                      random_state=1),
-        MLPClassifier(hidden_layer_sizes=(64, 32), solver="adam", batch_size=32, max_iter=5,
-                      random_state=2),
-    ]
+    return (
+        X,
+        y,
+        [
+            MLPClassifier(
+                hidden_layer_sizes=(256,), solver="sgd", batch_size=1, max_iter=3, random_state=1
+            ),
+            MLPClassifier(
+                hidden_layer_sizes=(64, 32),
+                solver="adam",
+                batch_size=32,
+                max_iter=5,
+                random_state=2,
+            ),
+        ],
+    )
 
 
 def test_two_fits_in_two_threads_equal_fits_one_after_the_other():
@@ -314,10 +347,12 @@ def test_predict_from_many_threads_on_one_model():
 def test_same_random_state_gives_identical_coefs_within_a_process():
     X, y = _data()
     for kw in (dict(solver="sgd", batch_size=1), dict(solver="adam"), dict(solver="lbfgs")):
-        a = _quiet_fit(MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=3, **kw),
-                       X, y)
-        b = _quiet_fit(MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=3, **kw),
-                       X, y)
+        a = _quiet_fit(
+            MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=3, **kw), X, y
+        )
+        b = _quiet_fit(
+            MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=3, **kw), X, y
+        )
         for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
             assert_array_equal(u, v)
 
@@ -340,8 +375,9 @@ _FIT_AND_HASH = textwrap.dedent(
 
 def _hash_in_subprocess(cache_dir):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), PYTHONWARNINGS="default")
-    proc = subprocess.run([sys.executable, "-c", _FIT_AND_HASH], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FIT_AND_HASH], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip(), proc.stderr
 
@@ -349,8 +385,13 @@ def _hash_in_subprocess(cache_dir):
 @pytest.mark.slow
 def test_determinism_across_processes_cold_warm_and_corrupted_cache(tmp_path):
     X, y = _data()
-    m = _quiet_fit(MLPClassifier(hidden_layer_sizes=(6,), solver="sgd", batch_size=1,
-                                 max_iter=5, random_state=3), X, y)
+    m = _quiet_fit(
+        MLPClassifier(
+            hidden_layer_sizes=(6,), solver="sgd", batch_size=1, max_iter=5, random_state=3
+        ),
+        X,
+        y,
+    )
     here = hashlib.sha256(b"".join(a.tobytes() for a in m.coefs_ + m.intercepts_)).hexdigest()
     cache = tmp_path / "numba-cache"
     cold, _ = _hash_in_subprocess(cache)
@@ -373,10 +414,17 @@ def test_unusable_cache_directory_still_trains(tmp_path):
     blocker.write_text("not a directory")
     digest, _ = _hash_in_subprocess(blocker / "cache")
     X, y = _data()
-    m = _quiet_fit(MLPClassifier(hidden_layer_sizes=(6,), solver="sgd", batch_size=1,
-                                 max_iter=5, random_state=3), X, y)
-    assert digest == hashlib.sha256(
-        b"".join(a.tobytes() for a in m.coefs_ + m.intercepts_)).hexdigest()
+    m = _quiet_fit(
+        MLPClassifier(
+            hidden_layer_sizes=(6,), solver="sgd", batch_size=1, max_iter=5, random_state=3
+        ),
+        X,
+        y,
+    )
+    assert (
+        digest
+        == hashlib.sha256(b"".join(a.tobytes() for a in m.coefs_ + m.intercepts_)).hexdigest()
+    )
 
 
 def _rss_bytes():
@@ -391,10 +439,14 @@ def test_repeated_fits_and_predicts_do_not_grow_memory():
     Xs = sp.csr_matrix(X)
 
     def cycle():
-        for kw in (dict(solver="sgd", batch_size=1), dict(solver="adam", batch_size=16),
-                   dict(solver="lbfgs")):
-            m = _quiet_fit(MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0,
-                                         **kw), X, y)
+        for kw in (
+            dict(solver="sgd", batch_size=1),
+            dict(solver="adam", batch_size=16),
+            dict(solver="lbfgs"),
+        ):
+            m = _quiet_fit(
+                MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0, **kw), X, y
+            )
             m.predict_proba(X)
             m.predict(Xs)
 
@@ -418,7 +470,7 @@ def test_forked_child_trains_without_the_thread_pool():
     if pid == 0:  # child: GNU OpenMP would abort here; fastmlp must fall back to serial
         code = 1
         try:
-            from fastmlp.network import threads_usable
+            from fastmlp._threads import threads_usable
 
             child = _quiet_fit(MLPClassifier(**model.get_params()), X, y)
             ok = (not threads_usable()) and np.array_equal(child.coefs_[0], expected)

@@ -5,10 +5,10 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
+import fastmlp._threads as threads_module
 import fastmlp.kernels as K
-import fastmlp.network as network_module
-from fastmlp.kernels import optimizers
 from fastmlp import Network, TrainingDiverged
+from fastmlp.kernels import optimizers
 
 from . import reference as ref
 
@@ -25,21 +25,22 @@ SOLVERS = [
 
 def threaded_steps():
     """Steps run on the thread pool so far, over every thread policy of the process."""
-    return sum(p[K.threads.P_STEPS + 1] for p in network_module._thread_policies.values())
+    return sum(p[K.threads.P_STEPS + 1] for p in threads_module._thread_policies.values())
 
 
 def threads_may_run():
     """Whether the kernels may use the thread pool here at all (two threads or more,
     a thread-safe layer): where not, every setting runs serial."""
-    return network_module.threads_usable()
+    return threads_module.threads_usable()
 
 
 def _problem(rng, n=23, sizes=(5, 7, 4, 3)):
     X = rng.randn(n, sizes[0])
     X[rng.rand(*X.shape) < 0.4] = 0.0
     Y = np.eye(sizes[-1])[rng.randint(0, sizes[-1], n)]
-    net = Network(list(sizes), activation=["tanh", "relu"], output="softmax", loss="log_loss",
-                  random_state=0)
+    net = Network(
+        list(sizes), activation=["tanh", "relu"], output="softmax", loss="log_loss", random_state=0
+    )
     return net, X, Y
 
 
@@ -58,8 +59,15 @@ def test_per_sample_epoch_equals_python_loop_of_single_sample_steps(rng, solver,
             continue
         coefs, ints = params[:3], params[3:]
         loss, cg, ig = ref.loss_and_gradients(
-            X[i : i + 1], Y[i : i + 1], coefs, ints, ["tanh", "relu"], "softmax", "log_loss",
-            alpha=0.01, sw=sw[i : i + 1],
+            X[i : i + 1],
+            Y[i : i + 1],
+            coefs,
+            ints,
+            ["tanh", "relu"],
+            "softmax",
+            "log_loss",
+            alpha=0.01,
+            sw=sw[i : i + 1],
         )
         expected_loss += loss
         opt.step(params, cg + ig)
@@ -88,11 +96,31 @@ def test_minibatch_with_batch_size_one_equals_per_sample_epoch(rng, solver, opti
         K.make_hyper(alpha=0.01, tiny=np.finfo(np.float64).tiny, **twin._opt_settings)
     )
     total = K.minibatch_epoch(
-        *Xk[:5], np.ascontiguousarray(Y, dtype=np.float64), np.ones(X.shape[0]),
-        order.astype(np.int64), 1, twin.params, twin._sizes, twin._act_codes, 0.01,
-        twin._dropout, twin._rng_state, twin._loss_code, 1.0, 1.0, twin._opt_code, 0.05, hyper,
-        *twin._kernel_states(), twin._step, np.empty_like(twin.params), abuf, dbuf, gbuf,
-        xbuf, info,
+        *Xk[:5],
+        np.ascontiguousarray(Y, dtype=np.float64),
+        np.ones(X.shape[0]),
+        order.astype(np.int64),
+        1,
+        twin.params,
+        twin._sizes,
+        twin._act_codes,
+        0.01,
+        twin._dropout,
+        twin._rng_state,
+        twin._loss_code,
+        1.0,
+        1.0,
+        twin._opt_code,
+        0.05,
+        hyper,
+        *twin._kernel_states(),
+        twin._step,
+        np.empty_like(twin.params),
+        abuf,
+        dbuf,
+        gbuf,
+        xbuf,
+        info,
     )
     assert info[1] == K.STATUS_OK
     assert total / X.shape[0] == pytest.approx(loss_fused, rel=1e-12)
@@ -111,8 +139,15 @@ def test_minibatch_epoch_equals_python_loop_over_batches(rng, batch_size, solver
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         loss, cg, ig = ref.loss_and_gradients(
-            X[idx], Y[idx], params[:3], params[3:], ["tanh", "relu"], "softmax", "log_loss",
-            alpha=0.01, sw=sw[idx],
+            X[idx],
+            Y[idx],
+            params[:3],
+            params[3:],
+            ["tanh", "relu"],
+            "softmax",
+            "log_loss",
+            alpha=0.01,
+            sw=sw[idx],
         )
         expected += loss * len(idx)
         opt.step(params, cg + ig)
@@ -124,18 +159,33 @@ def test_minibatch_epoch_equals_python_loop_over_batches(rng, batch_size, solver
 
 
 @pytest.mark.parametrize("batch_size", [1, 5])
-@pytest.mark.parametrize("solver,options,alpha", [
-    ("sgd", dict(momentum=0.0), 0.0),  # the sparse per-sample path touches only non-zero rows
-    ("sgd", dict(momentum=0.9), 0.01),
-    ("adam", {}, 0.01),
-])
+@pytest.mark.parametrize(
+    "solver,options,alpha",
+    [
+        ("sgd", dict(momentum=0.0), 0.0),  # the sparse per-sample path touches only non-zero rows
+        ("sgd", dict(momentum=0.9), 0.01),
+        ("adam", {}, 0.01),
+    ],
+)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_csr_input_trains_and_predicts_like_dense(rng, batch_size, solver, options, alpha, dtype):
     net, X, Y = _problem(rng)
-    net = Network(net.layer_sizes, activation=["tanh", "relu"], output="softmax",
-                  loss="log_loss", random_state=0, dtype=dtype)
-    twin = Network(net.layer_sizes, activation=["tanh", "relu"], output="softmax",
-                   loss="log_loss", random_state=0, dtype=dtype)
+    net = Network(
+        net.layer_sizes,
+        activation=["tanh", "relu"],
+        output="softmax",
+        loss="log_loss",
+        random_state=0,
+        dtype=dtype,
+    )
+    twin = Network(
+        net.layer_sizes,
+        activation=["tanh", "relu"],
+        output="softmax",
+        loss="log_loss",
+        random_state=0,
+        dtype=dtype,
+    )
     order = rng.permutation(X.shape[0])
     for model, data in ((net, X), (twin, sp.csr_matrix(X))):
         model.set_optimizer(solver, **options)
@@ -191,8 +241,7 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
     results = []
     for setting in ("0", "always"):
         monkeypatch.setenv("FASTMLP_THREADS", setting)
-        net = Network(sizes, activation=hidden, output="softmax", loss="log_loss",
-                      random_state=0)
+        net = Network(sizes, activation=hidden, output="softmax", loss="log_loss", random_state=0)
         net.set_optimizer(solver, **options)
         before = threaded_steps()
         loss = net.train_epoch(X, Y, 0.05, batch_size=1, order=order, alpha=0.01)
@@ -208,8 +257,14 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
     expected_loss = 0.0
     for i in order:
         loss, cg, ig = ref.loss_and_gradients(
-            X[i : i + 1], Y[i : i + 1], params[:n_layers], params[n_layers:], hidden, "softmax",
-            "log_loss", alpha=0.01,
+            X[i : i + 1],
+            Y[i : i + 1],
+            params[:n_layers],
+            params[n_layers:],
+            hidden,
+            "softmax",
+            "log_loss",
+            alpha=0.01,
         )
         expected_loss += loss
         opt.step(params, cg + ig)
@@ -221,8 +276,23 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
         assert_allclose(got, exp, rtol=1e-9, atol=1e-11)
 
 
-def _reference_epoch(net, X, Y, order, batch_size, lr, solver, options, hidden, out, loss,
-                     rates, seed, alpha=0.01, huber_delta=1.0):
+def _reference_epoch(
+    net,
+    X,
+    Y,
+    order,
+    batch_size,
+    lr,
+    solver,
+    options,
+    hidden,
+    out,
+    loss,
+    rates,
+    seed,
+    alpha=0.01,
+    huber_delta=1.0,
+):
     """One epoch in NumPy: masks from the Python SplitMix64 stream, then a step per batch."""
     params = [c.astype(np.float64) for c in net.coefs_]
     params += [b.astype(np.float64) for b in net.intercepts_]
@@ -233,8 +303,16 @@ def _reference_epoch(net, X, Y, order, batch_size, lr, solver, options, hidden, 
         idx = order[start : start + batch_size]
         masks, state = ref.dropout_masks(state, rates, len(idx), net.layer_sizes[1:-1])
         batch_loss, cg, ig = ref.loss_and_gradients(
-            X[idx], Y[idx], params[:n_layers], params[n_layers:], hidden, out, loss,
-            alpha=alpha, masks=masks, huber_delta=huber_delta,
+            X[idx],
+            Y[idx],
+            params[:n_layers],
+            params[n_layers:],
+            hidden,
+            out,
+            loss,
+            alpha=alpha,
+            masks=masks,
+            huber_delta=huber_delta,
         )
         total += batch_loss * len(idx)
         opt.step(params, cg + ig)
@@ -254,22 +332,42 @@ def _assert_epoch_matches(net, got_loss, exp_loss, exp_params, dtype):
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("solver,options", [SOLVERS[2], SOLVERS[3]])
-def test_dropout_epoch_equals_numpy_with_the_same_masks(rng, batch_size, sparse, dtype, solver,
-                                                        options):
+def test_dropout_epoch_equals_numpy_with_the_same_masks(
+    rng, batch_size, sparse, dtype, solver, options
+):
     hidden, rates = ["tanh", "relu"], [0.3, 0.5]
     _, X, Y = _problem(rng)
-    net = Network([5, 7, 4, 3], activation=hidden, output="softmax", loss="log_loss",
-                  random_state=0, dtype=dtype, dropout=rates)
+    net = Network(
+        [5, 7, 4, 3],
+        activation=hidden,
+        output="softmax",
+        loss="log_loss",
+        random_state=0,
+        dtype=dtype,
+        dropout=rates,
+    )
     seed = int(net._rng_state[0])
     assert seed != 0  # drawn from random_state after the weights
     order = rng.permutation(X.shape[0])
     exp_loss, exp_params, exp_state = _reference_epoch(
-        net, X, Y, order, batch_size, 0.05, solver, options, hidden, "softmax", "log_loss",
-        rates, seed,
+        net,
+        X,
+        Y,
+        order,
+        batch_size,
+        0.05,
+        solver,
+        options,
+        hidden,
+        "softmax",
+        "log_loss",
+        rates,
+        seed,
     )
     net.set_optimizer(solver, **options)
-    got = net.train_epoch(sp.csr_matrix(X) if sparse else X, Y, 0.05, batch_size, order,
-                          alpha=0.01)
+    got = net.train_epoch(
+        sp.csr_matrix(X) if sparse else X, Y, 0.05, batch_size, order, alpha=0.01
+    )
     tol = _assert_epoch_matches(net, got, exp_loss, exp_params, dtype)
     assert int(net._rng_state[0]) == exp_state
     # predict uses the whole network, unmasked
@@ -286,23 +384,45 @@ def test_gelu_and_huber_epochs_equal_numpy(rng, batch_size, loss, out, dtype, sp
     X = rng.randn(20, 4)
     X[rng.rand(20, 4) < 0.3] = 0.0
     Y = rng.randn(20, 2) * 3  # residuals on both sides of the Huber threshold
-    net = Network([4, 6, 5, 2], activation=hidden, output=out, loss=loss, random_state=0,
-                  huber_delta=0.7, dtype=dtype)
+    net = Network(
+        [4, 6, 5, 2],
+        activation=hidden,
+        output=out,
+        loss=loss,
+        random_state=0,
+        huber_delta=0.7,
+        dtype=dtype,
+    )
     order = rng.permutation(20)
     exp_loss, exp_params, _ = _reference_epoch(
-        net, X, Y, order, batch_size, 0.02, "adam", {}, hidden, out, loss, [0, 0], 0,
+        net,
+        X,
+        Y,
+        order,
+        batch_size,
+        0.02,
+        "adam",
+        {},
+        hidden,
+        out,
+        loss,
+        [0, 0],
+        0,
         huber_delta=0.7,
     )
     net.set_optimizer("adam")
-    got = net.train_epoch(sp.csr_matrix(X) if sparse else X, Y, 0.02, batch_size, order,
-                          alpha=0.01)
+    got = net.train_epoch(
+        sp.csr_matrix(X) if sparse else X, Y, 0.02, batch_size, order, alpha=0.01
+    )
     _assert_epoch_matches(net, got, exp_loss, exp_params, dtype)
 
 
 def test_huber_with_a_large_threshold_is_squared_error_bit_for_bit(rng):
     X, Y = rng.randn(30, 4), rng.randn(30, 1)
-    nets = [Network([4, 8, 1], loss=loss, random_state=0, huber_delta=1e6)
-            for loss in ("huber", "squared_error")]
+    nets = [
+        Network([4, 8, 1], loss=loss, random_state=0, huber_delta=1e6)
+        for loss in ("huber", "squared_error")
+    ]
     for net in nets:
         net.fit(X, Y, solver="sgd", epochs=3, batch_size=1, random_state=0)
     assert_array_equal(nets[0].params, nets[1].params)
@@ -328,8 +448,10 @@ def test_dropout_settings_are_validated():
         Network([3, 4, 2], output="gelu")
 
 
-@pytest.mark.parametrize("solver,two", [("sgd", False), ("rmsprop", False), ("adagrad", False),
-                                        ("adam", True), ("adadelta", True)])
+@pytest.mark.parametrize(
+    "solver,two",
+    [("sgd", False), ("rmsprop", False), ("adagrad", False), ("adam", True), ("adadelta", True)],
+)
 def test_second_optimizer_state_only_where_used(solver, two):
     net = Network([4, 5, 2], random_state=0).set_optimizer(solver)
     assert (net._state2.size == net.params.size) is two
@@ -338,8 +460,12 @@ def test_second_optimizer_state_only_where_used(solver, two):
 
 def test_velocity_flush_threshold_and_flush():
     tiny = np.finfo(np.float32).tiny
-    assert optimizers.velocity_flush_threshold(0.9, tiny) == pytest.approx(tiny * 0.9**-optimizers.FLUSH_INTERVAL)
-    assert optimizers.velocity_flush_threshold(0.1, tiny) == pytest.approx(tiny * 2.0**40)  # capped
+    assert optimizers.velocity_flush_threshold(0.9, tiny) == pytest.approx(
+        tiny * 0.9**-optimizers.FLUSH_INTERVAL
+    )
+    assert optimizers.velocity_flush_threshold(0.1, tiny) == pytest.approx(
+        tiny * 2.0**40
+    )  # capped
     assert optimizers.velocity_flush_threshold(0.0, tiny) == tiny
     assert optimizers.velocity_flush_threshold(1.0, tiny) == tiny
     S = np.array([0.0, 1e-40, -1e-40, 2e-36, -2e-36, 1.0, np.nan, -np.inf], dtype=np.float32)
@@ -372,15 +498,18 @@ def test_sgd_velocities_of_dead_units_never_go_subnormal(rng, dtype, batch_size,
     assert np.all(np.isfinite(v)) and np.any(v != 0)  # the output layer still moves
 
 
-@pytest.mark.parametrize("sizes, batch_size, split", [
-    ([784, 128, 10], 32, True),  # the reference problem
-    ([64, 100, 10], 200, True),  # a default fit on digits-sized data
-    ([20, 16, 3], 200, False),  # small: the serial kernel is faster
-    ([100, 64, 10], 32, False),
-    ([784, 128, 10], 16, True),
-    ([400, 128, 10], 16, False),
-    ([784, 128, 10], 8, False),  # too few rows per half
-])
+@pytest.mark.parametrize(
+    "sizes, batch_size, split",
+    [
+        ([784, 128, 10], 32, True),  # the reference problem
+        ([64, 100, 10], 200, True),  # a default fit on digits-sized data
+        ([20, 16, 3], 200, False),  # small: the serial kernel is faster
+        ([100, 64, 10], 32, False),
+        ([784, 128, 10], 16, True),
+        ([400, 128, 10], 16, False),
+        ([784, 128, 10], 8, False),  # too few rows per half
+    ],
+)
 def test_split_epoch_is_chosen_where_it_was_measured_to_pay(monkeypatch, sizes, batch_size, split):
     net = Network(sizes, output="softmax", loss="log_loss", random_state=0)
     assert net._split_batches(batch_size) is split
@@ -395,10 +524,10 @@ def split_everywhere(monkeypatch):
     """Mini-batch epochs split and predictions threaded at any size, every
     step on two threads (``FASTMLP_THREADS=always``), counting the calls of
     the split epoch and of predict (``calls``)."""
-    monkeypatch.setattr(network_module, "SPLIT_BATCH_WORK", 0)
-    monkeypatch.setattr(network_module, "SPLIT_BATCH_MIN_ROWS", 2)
-    monkeypatch.setattr(network_module, "SPLIT_PREDICT_WORK", 0)
-    monkeypatch.setattr(network_module, "SPLIT_PREDICT_MIN_ROWS", 1)
+    monkeypatch.setattr(threads_module, "SPLIT_BATCH_WORK", 0)
+    monkeypatch.setattr(threads_module, "SPLIT_BATCH_MIN_ROWS", 2)
+    monkeypatch.setattr(threads_module, "SPLIT_PREDICT_WORK", 0)
+    monkeypatch.setattr(threads_module, "SPLIT_PREDICT_MIN_ROWS", 1)
     monkeypatch.setenv("FASTMLP_THREADS", "always")
     calls = {"epoch": 0, "predict": 0}
     for name, key in (("minibatch_epoch_split", "epoch"), ("predict_chunks", "predict")):
@@ -425,8 +554,9 @@ def test_split_minibatch_epoch_equals_python_loop_over_batches(
     # a last batch of one row (23 = 2 * 11 + 1) included. CSR input keeps the
     # serial kernel (its first-layer gradient is scattered by row).
     net, X, Y = _problem(rng)
-    net = Network(net.layer_sizes, activation=hidden, output="softmax", loss="log_loss",
-                  random_state=0)
+    net = Network(
+        net.layer_sizes, activation=hidden, output="softmax", loss="log_loss", random_state=0
+    )
     sw = rng.uniform(0.5, 2.0, X.shape[0])
     sw[[2, 3]] = 0.0
     order = rng.permutation(X.shape[0])
@@ -438,8 +568,15 @@ def test_split_minibatch_epoch_equals_python_loop_over_batches(
         if sw[idx].sum() == 0:  # skipped: no gradient, no loss
             continue
         loss, cg, ig = ref.loss_and_gradients(
-            X[idx], Y[idx], params[:3], params[3:], hidden, "softmax", "log_loss",
-            alpha=0.01, sw=sw[idx],
+            X[idx],
+            Y[idx],
+            params[:3],
+            params[3:],
+            hidden,
+            "softmax",
+            "log_loss",
+            alpha=0.01,
+            sw=sw[idx],
         )
         expected += loss * len(idx)
         opt.step(params, cg + ig)
@@ -461,16 +598,21 @@ def test_split_epoch_does_not_depend_on_the_thread_count(
     # each step give the same bits (and a race between the two halves or the
     # step's blocks would not)
     import numba
+
     X = rng.rand(300, 300).astype(dtype)
     Y = np.eye(4, dtype=dtype)[rng.randint(0, 4, 300)]
     order = rng.permutation(300)
     results = []
-    settings = [(1, "always"), (numba.config.NUMBA_NUM_THREADS, "always"),
-                (numba.config.NUMBA_NUM_THREADS, "0")]
+    settings = [
+        (1, "always"),
+        (numba.config.NUMBA_NUM_THREADS, "always"),
+        (numba.config.NUMBA_NUM_THREADS, "0"),
+    ]
     for n_threads, setting in settings:
         monkeypatch.setenv("FASTMLP_THREADS", setting)
-        net = Network([300, 128, 16, 4], output="softmax", loss="log_loss", dtype=dtype,
-                      random_state=0)
+        net = Network(
+            [300, 128, 16, 4], output="softmax", loss="log_loss", dtype=dtype, random_state=0
+        )
         assert net._split_batches(64)
         net.set_optimizer(solver, **options)
         previous = numba.get_num_threads()
@@ -512,10 +654,16 @@ def test_threaded_predict_equals_serial_predict_bit_for_bit(rng, monkeypatch, n,
     X = rng.randn(n, 9).astype(dtype)
     X[rng.rand(*X.shape) < 0.5] = 0.0
     Xin = sp.csr_matrix(X) if sparse else X
-    net = Network([9, 16, 8, 3], activation=["tanh", "gelu"], output="softmax",
-                  loss="log_loss", dtype=dtype, random_state=0)
-    monkeypatch.setattr(network_module, "SPLIT_PREDICT_WORK", 0)
-    monkeypatch.setattr(network_module, "SPLIT_PREDICT_MIN_ROWS", 1)
+    net = Network(
+        [9, 16, 8, 3],
+        activation=["tanh", "gelu"],
+        output="softmax",
+        loss="log_loss",
+        dtype=dtype,
+        random_state=0,
+    )
+    monkeypatch.setattr(threads_module, "SPLIT_PREDICT_WORK", 0)
+    monkeypatch.setattr(threads_module, "SPLIT_PREDICT_MIN_ROWS", 1)
     monkeypatch.setenv("FASTMLP_THREADS", "0")
     serial = net.forward(Xin)
     monkeypatch.setenv("FASTMLP_THREADS", "always")
@@ -532,7 +680,7 @@ def test_threaded_predict_equals_serial_predict_bit_for_bit(rng, monkeypatch, n,
 def test_blas_on_one_thread_nests_and_restores_the_thread_counts():
     from threadpoolctl import threadpool_info
 
-    from fastmlp.network import _blas_libraries, blas_on_one_thread
+    from fastmlp._threads import _blas_libraries, blas_on_one_thread
 
     def counts():
         return {lib.filepath: lib.num_threads for lib in _blas_libraries()}
@@ -565,12 +713,18 @@ def test_split_objective_is_the_whole_batch_one_threaded_or_not(rng, monkeypatch
     Xin = sp.csr_matrix(X) if sparse else X
     Y = np.eye(3, dtype=dtype)[rng.randint(0, 3, 41)]
     sw = rng.uniform(0.5, 2.0, 41)
-    net = Network([9, 16, 8, 3], activation=["tanh", "gelu"], output="softmax",
-                  loss="log_loss", dtype=dtype, random_state=0)
+    net = Network(
+        [9, 16, 8, 3],
+        activation=["tanh", "gelu"],
+        output="softmax",
+        loss="log_loss",
+        dtype=dtype,
+        random_state=0,
+    )
     loss, cg, ig = net.loss_and_gradients(Xin, Y, alpha=0.01, sample_weight=sw)
     whole = (loss, np.concatenate([g.ravel() for g in cg + ig]))
-    monkeypatch.setattr(network_module, "SPLIT_BATCH_WORK", 0)
-    monkeypatch.setattr(network_module, "SPLIT_BATCH_MIN_ROWS", 1)
+    monkeypatch.setattr(threads_module, "SPLIT_BATCH_WORK", 0)
+    monkeypatch.setattr(threads_module, "SPLIT_BATCH_MIN_ROWS", 1)
     results = []
     for setting in ("0", "always"):
         monkeypatch.setenv("FASTMLP_THREADS", setting)

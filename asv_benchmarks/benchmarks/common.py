@@ -57,8 +57,14 @@ def get_data(n_samples=N_SAMPLES, n_features=N_FEATURES, dtype="float64", kind="
 
 def estimator_settings(solver, hidden=(128,), epochs=1):
     """Common settings of one epoch (lbfgs: a few iterations) for every library."""
-    settings = dict(hidden_layer_sizes=hidden, max_iter=epochs if solver != "lbfgs" else 5,
-                    random_state=0, learning_rate_init=0.001, tol=0.0, n_iter_no_change=10**9)
+    settings = dict(
+        hidden_layer_sizes=hidden,
+        max_iter=epochs if solver != "lbfgs" else 5,
+        random_state=0,
+        learning_rate_init=0.001,
+        tol=0.0,
+        n_iter_no_change=10**9,
+    )
     settings.update(SOLVERS[solver])
     return settings
 
@@ -122,7 +128,13 @@ def torch_available():
 # --- speed on a busy machine -------------------------------------------------
 
 LOAD_CONFIGS = (  # what each is: see load_config
-    "default-digits", "sgd_1", "sgd_1-small", "sgd_32", "sgd_200", "lbfgs", "predict",
+    "default-digits",
+    "sgd_1",
+    "sgd_1-small",
+    "sgd_32",
+    "sgd_200",
+    "lbfgs",
+    "predict",
 )
 LIBRARIES = ("fastmlp", "fastmlp-1-thread", "scikit-learn")
 
@@ -157,8 +169,7 @@ def load_config(name, profile=PROFILE):
 def busy_processes(count):
     """``count`` CPU-bound processes running beside the block (as other work on a
     shared machine would)."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-             for _ in range(count)]
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
         time.sleep(0.2 if count else 0)  # let them reach the cores
         yield

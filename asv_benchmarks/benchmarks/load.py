@@ -32,8 +32,11 @@ class UnderLoad:
 
     def setup_cache(self):
         rounds = 1 if FAST else 3
-        return {(config, busy): rates_side_by_side(config, int(busy), rounds)
-                for config in CONFIGS for busy in BUSY}
+        return {
+            (config, busy): rates_side_by_side(config, int(busy), rounds)
+            for config in CONFIGS
+            for busy in BUSY
+        }
 
     def track_fastmlp(self, rates, config, busy):
         return rates[config, busy]["fastmlp"][0]

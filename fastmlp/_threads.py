@@ -1,0 +1,204 @@
+"""When fastmlp's kernels may use threads, how BLAS runs beside them, and where work is split.
+
+Everything tuned about threads is here: the ``FASTMLP_THREADS`` setting, the
+thread policies the kernels time their steps with (shared per process), the
+thresholds from which work is split so that it can run on two threads, and
+BLAS pinned to one thread around every kernel that calls it.
+"""
+
+import importlib
+import os
+import threading
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+
+from . import kernels as K
+
+_forked_child = False
+
+
+def _note_fork():
+    global _forked_child
+    _forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork)
+
+
+def thread_setting():
+    """``FASTMLP_THREADS``: 0 ('0', 'false', 'no': kernels stay on one thread),
+    2 ('always': every step that can be threaded is, for benchmarks and
+    tests) or 1 (anything else, the default: the kernels time both ways and
+    keep the faster, see :mod:`fastmlp.kernels.threads`)."""
+    value = os.environ.get("FASTMLP_THREADS", "1").strip().lower()
+    if value in ("0", "false", "no"):
+        return 0
+    return 2 if value == "always" else 1
+
+
+def _thread_pool_layer():
+    """Numba's threading layer, its thread pool launched first if it was not
+    (None if it cannot be).
+
+    Launched even where fastmlp will not use it: the kernels that hold a
+    parallel region refer to the pool's entry points, which Numba registers
+    when it launches the pool, and code loaded from the on-disk cache was seen
+    to crash on its serial path in a process that had never launched it."""
+    try:
+        return numba.threading_layer()
+    except ValueError:  # not launched yet
+        try:
+            from numba.np.ufunc.parallel import _launch_threads
+
+            _launch_threads()
+            return numba.threading_layer()
+        except Exception:
+            return None
+
+
+def threads_usable():
+    """Whether kernels may run steps on Numba's thread pool at all: per-sample
+    epochs updating big layers, split mini-batch epochs, predictions.
+
+    Only with a thread-safe, low-latency threading layer (OpenMP or TBB; the
+    fallback 'workqueue' layer is neither), more than one Numba thread, outside
+    a process forked from this one (GNU OpenMP aborts there), and unless
+    ``FASTMLP_THREADS=0``. Where it is, the kernels still choose step by step
+    whether threads pay (:mod:`fastmlp.kernels.threads`). The answer never
+    changes the results: each threaded step has a serial form with the same
+    arithmetic in the same order.
+    """
+    layer = _thread_pool_layer()  # first: see there
+    if _forked_child or thread_setting() == 0:
+        return False
+    if numba.get_num_threads() < 2:
+        return False
+    return layer in ("omp", "tbb")
+
+
+# Where the kernels split work so that it can run on two threads. The choice
+# depends on the shapes alone, never on the threads or the load, so the bits
+# are the same everywhere (a split sums a gradient in two parts: other bits
+# than unsplit). The values were measured with ``asv_benchmarks/compare.py``
+# and the split-against-serial runs listed in ``asv_benchmarks/README.md``.
+
+# A mini-batch epoch on dense X splits each batch in two halves
+# (``minibatch_epoch_split``) from this many rows x parameters per batch and
+# this many rows: below, the per-half gemms on a few rows and the two parallel
+# regions per batch cost more than the halves save.
+SPLIT_BATCH_WORK = 1 << 18
+SPLIT_BATCH_MIN_ROWS = 32
+# Batches of 16 to 31 rows split from a larger size (there the unsplit
+# kernel's BLAS calls would take two threads on a few rows).
+SPLIT_SMALL_BATCH_WORK = 1_000_000
+SPLIT_SMALL_BATCH_MIN_ROWS = 16
+# Predict runs its chunks of rows as tasks on the threads from this many rows
+# x parameters and twice this many rows; ``PREDICT_CHUNK`` rows per chunk (at
+# most), ``PREDICT_GROUP`` chunks per threaded step (one task each, so that a
+# thread which the scheduler parks leaves the rest to the other).
+SPLIT_PREDICT_WORK = 1 << 16
+SPLIT_PREDICT_MIN_ROWS = 64
+PREDICT_CHUNK = 256
+PREDICT_GROUP = 8
+# The L-BFGS objective is computed in two halves from the mini-batch sizes.
+
+
+def split_batches(batch_size, n_params, dropout):
+    """Whether mini-batch epochs on dense X split each batch in two halves:
+    batches big enough (:data:`SPLIT_BATCH_WORK`, :data:`SPLIT_SMALL_BATCH_WORK`)
+    and no dropout (its masks are drawn in row order)."""
+    work = batch_size * n_params
+    big_enough = (batch_size >= SPLIT_BATCH_MIN_ROWS and work >= SPLIT_BATCH_WORK) or (
+        batch_size >= SPLIT_SMALL_BATCH_MIN_ROWS and work >= SPLIT_SMALL_BATCH_WORK
+    )
+    return big_enough and not dropout
+
+
+def split_objective(n_samples, n_params):
+    """Whether the full-batch objective (L-BFGS) is computed in two halves."""
+    return n_samples >= 2 * SPLIT_BATCH_MIN_ROWS and n_samples * n_params >= SPLIT_BATCH_WORK
+
+
+def split_predict(n_samples, n_params):
+    """Whether predict's groups of chunks may run on the threads."""
+    return n_samples >= 2 * SPLIT_PREDICT_MIN_ROWS and n_samples * n_params >= SPLIT_PREDICT_WORK
+
+
+# Thread policies (see thread_policy), by kind of step, layer sizes and dtype
+_thread_policies = {}
+
+
+def thread_policy(kind, layer_sizes, dtype, allowed=True):
+    """The thread policy of one kind of step (see :mod:`fastmlp.kernels.threads`);
+    threads enabled when ``allowed`` and the thread pool is usable, as
+    :func:`thread_setting` says.
+
+    Shared by every network of this process with the same layer sizes and
+    dtype, so that the fits of a grid search or a cross-validation start from
+    what the earlier ones measured. A policy changes the speed only, never the
+    results, and a race between two threads on one is harmless."""
+    key = (kind, tuple(layer_sizes), np.dtype(dtype).char)
+    policy = _thread_policies.get(key)
+    if policy is None:
+        policy = _thread_policies.setdefault(key, K.new_policy())
+    usable = threads_usable()  # (launches the pool, which every caller needs)
+    policy[K.threads.P_ENABLED] = thread_setting() if allowed and usable else 0
+    return policy
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = []  # (library controller, its thread count) while users > 0
+_blas_controllers = None
+
+
+def _blas_libraries():
+    """threadpoolctl's controllers of the loaded BLAS libraries (found once),
+    among them the one the kernels' ``np.dot`` calls (SciPy's)."""
+    global _blas_controllers
+    if _blas_controllers is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            importlib.import_module("scipy.linalg.cython_blas")  # Numba's BLAS: loaded
+
+            _blas_controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:
+            _blas_controllers = []
+    return _blas_controllers
+
+
+@contextmanager
+def blas_on_one_thread():
+    """Run the block with every BLAS library on one thread; yields whether it could.
+
+    Every kernel that calls BLAS runs inside it. OpenBLAS's gemm gives other
+    bits with another thread count, so results would otherwise depend on
+    it; and the split kernels call BLAS from two threads of their own, where
+    a BLAS pool of two more would spin against them on the same cores. Nested
+    and concurrent uses are counted; the last one out restores the thread
+    counts.
+    """
+    global _blas_users
+    libraries = _blas_libraries()
+    if not libraries:
+        yield False
+        return
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved[:] = [(lib, lib.num_threads) for lib in libraries]
+            for lib in libraries:
+                lib.set_num_threads(1)
+        _blas_users += 1
+    try:
+        yield True
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for lib, n_threads in _blas_saved:
+                    lib.set_num_threads(n_threads)
+                _blas_saved.clear()

@@ -1,0 +1,409 @@
+"""The per-sample (``batch_size=1``) SGD epoch: one compiled pass per sample.
+
+Arguments as in :mod:`fastmlp.kernels.passes`; optimizer codes,
+hyper-parameters and state as in :mod:`fastmlp.kernels.optimizers`.
+"""
+
+
+import numpy as np
+from numba import prange
+
+from ._jit import PRANGE_ONLY, jit, unliteral
+from .activations import activate_hidden, backprop_activation
+from .dense import affine_csr_row, affine_vector
+from .epoch import begin_epoch, end_step, loss_is_finite
+from .losses import output_loss_and_delta
+from .optimizers import (
+    BLOCKED_LAYER_SIZE,
+    H_ALPHA,
+    H_MOMENTUM,
+    ROW_BLOCKS,
+    SGD,
+    step_learning_rate,
+    sum_block_parts,
+    update_layer,
+    update_rank1,
+    update_rank1_fused,
+    zero_like,
+)
+from .packing import (
+    bias_view,
+    coef_sq_norm,
+    layout,
+    row_view,
+    weight_view,
+)
+from .threads import begin_call, cycles, record_step, use_threads
+
+
+@jit
+def sgd_epoch(
+    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
+    loss_scale, opt, lr, hyper, state1, state2, step, abuf, dbuf, gbuf, xwork, info, policy,
+):
+    """One epoch of per-sample (batch size 1) training, fused and allocation-free.
+
+    For each row of ``order``: forward pass, loss and output delta, deltas of
+    all hidden layers (at the current weights), then one optimizer step per
+    layer whose gradient ``(a_k * delta_j + alpha * W_kj) / w`` is formed
+    inside the update loop (no gradient buffer). Same result as
+    :func:`minibatch_epoch` with ``batch_size=1`` up to rounding (layers with
+    short rows form ``a d^T`` before the step); rows of weight 0 are skipped.
+
+    For CSR input the forward pass touches only the non-zero inputs; so does
+    the first layer's update when it cannot change other weights (plain SGD,
+    no momentum, ``alpha = 0``); otherwise the row is scattered into
+    ``xwork`` (length n_features, zero on entry and on exit).
+
+    Layers of ``BLOCKED_LAYER_SIZE`` weights or more are updated in row
+    blocks (:func:`update_layer`), on Numba's thread pool for the samples that
+    ``policy`` (:mod:`fastmlp.kernels.threads`) runs threaded; when the first
+    layer is big and every layer above it small, those are stepped as one more
+    task of the first layer's parallel region
+    (:func:`_step_first_and_upper_threaded`). The result is the same bit for
+    bit either way, so the policy may switch at any sample.
+
+    SGD velocities are flushed of would-be subnormals at the start and every
+    ``FLUSH_INTERVAL`` samples (:func:`fastmlp.kernels.optimizers.flush_velocities`).
+
+    Dropout masks are drawn per sample, layer by layer, unit by unit, from
+    ``rng_state``, in the order :func:`minibatch_epoch` draws them, so both
+    give the same epoch at ``batch_size=1``.
+
+    Returns the summed loss (see :func:`minibatch_epoch`), with ``info`` and
+    ``step`` as there.
+
+    Parameters
+    ----------
+    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
+        Dense input; an empty placeholder when ``is_sparse``.
+    X_data : ndarray
+        CSR values of X (empty placeholder for dense X).
+    X_indices : ndarray of int64
+        CSR column indices of X (empty placeholder for dense X).
+    X_indptr : ndarray of int64
+        CSR row pointers of X (empty placeholder for dense X).
+    is_sparse : bool
+        Whether X is the CSR arrays rather than ``X_dense``.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
+    sample_weight : ndarray of shape (n_samples,)
+        Weight of every row.
+    order : ndarray of int64
+        Rows to take, in this order (the epoch's shuffle).
+    params : ndarray of shape (n_params,)
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
+        epochs update them in place.
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+    act_codes : ndarray of int64
+        Activation code of every weight layer, the output's last
+        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
+    act_param : float
+        Slope of leaky ReLU for negative inputs.
+    drop_rates : ndarray of float64
+        Dropout rate of every hidden layer (0: off).
+    rng_state : ndarray of uint64, shape (1,)
+        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced.
+    loss_code : int
+        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
+    loss_param : float
+        Huber threshold (unused by the other losses).
+    loss_scale : float
+        Factor on the data term of the reported loss (not on the gradient).
+    opt : int
+        Optimizer (:data:`~fastmlp.kernels.optimizers.OPTIMIZER_CODES`).
+    lr : float
+        Learning rate of this epoch.
+    hyper : ndarray of float64
+        Optimizer hyper-parameters and ``alpha``
+        (:func:`~fastmlp.kernels.optimizers.make_hyper`).
+    state1 : ndarray of shape (n_params,)
+        First optimizer state (velocities, first moments, ...); updated.
+    state2 : ndarray of shape (n_params,)
+        Second optimizer state (Adam, Adadelta); ``state1`` stands in for
+        optimizers without one.
+    step : ndarray of int64, shape (1,)
+        Adam's step counter; advanced.
+    abuf : ndarray
+        Work array: activations (:mod:`fastmlp.kernels.packing`).
+    dbuf : ndarray
+        Work array: deltas, laid out as ``abuf``.
+    gbuf : ndarray
+        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
+        layer needs them.
+    xwork : ndarray
+        Work array of the per-sample epoch (see
+        :meth:`fastmlp.Network.train_epoch`).
+    info : ndarray of int64, shape (2,)
+        Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
+    policy : ndarray of float64
+        Thread policy of this kind of step (:mod:`fastmlp.kernels.threads`);
+        updated.
+    """
+    w_off, b_off, unit_off = layout(layer_sizes)
+    n_weight_layers = layer_sizes.shape[0] - 1
+    n = order.shape[0]
+    n_coef = b_off[0]
+    alpha = hyper[H_ALPHA]
+    zero = zero_like(alpha)
+    one = zero + np.float32(1)
+    sparse_rows_only = is_sparse and opt == SGD and hyper[H_MOMENTUM] == 0 and alpha == 0
+    unit = np.ones(1, dtype=params.dtype)
+    scratch = np.empty(1, dtype=params.dtype)
+    sq = coef_sq_norm(params, n_coef)
+    out_code = act_codes[n_weight_layers - 1]
+    total = 0.0
+    flush_at = begin_epoch(info, opt, hyper, state1)
+    n_steps = 0
+    # dense input: the next row's ``x @ W0`` is formed during this row's update
+    z_next = np.empty(layer_sizes[1], dtype=params.dtype)
+    sq_parts = np.empty(ROW_BLOCKS, dtype=params.dtype)
+    out_parts = np.empty((ROW_BLOCKS, layer_sizes[1]), dtype=params.dtype)
+    no_rows = z_next[:0]
+    pending = -1  # position in ``order`` whose ``x @ W0`` is in z_next
+    # all intercepts as one row, in the units' order: layer l's intercepts
+    # (at b_off[l] - n_coef) line up with its deltas (at unit_off[l + 1]), so one
+    # step updates them all (a step per layer costs more in calls than in work)
+    n_units = params.shape[0] - n_coef
+    B = row_view(params, n_coef, params.shape[0])
+    SB1 = row_view(state1, n_coef, params.shape[0])
+    SB2 = row_view(state2, n_coef, params.shape[0])
+    d_all = dbuf[:n_units]
+    outer = np.empty(_outer_size(layer_sizes), dtype=params.dtype)
+    W0 = weight_view(params, w_off, layer_sizes, 0)
+    V01 = weight_view(state1, w_off, layer_sizes, 0)
+    V02 = weight_view(state2, w_off, layer_sizes, 0)
+    b0 = bias_view(params, b_off, layer_sizes, 0)
+    # dense, a blocked first layer and only small layers above it: when
+    # threaded, the upper layers are stepped inside the first layer's region
+    n_blocks0 = min(ROW_BLOCKS, layer_sizes[0])
+    can_overlap = (
+        not is_sparse and n_blocks0 > 1 and layer_sizes[0] * layer_sizes[1] >= BLOCKED_LAYER_SIZE
+    )
+    # the thread pool only ever runs the row blocks of big layers (not a CSR
+    # first layer's: its step is scattered by row)
+    threadable = False
+    for l in range(n_weight_layers):
+        big = layer_sizes[l] * layer_sizes[l + 1] >= BLOCKED_LAYER_SIZE and layer_sizes[l] > 1
+        if big and (l > 0 or not is_sparse):
+            threadable = True
+            if l > 0:
+                can_overlap = False
+    upper_out = np.zeros(2, dtype=params.dtype)
+    if threadable:
+        begin_call(policy, n)
+    for s in range(n):
+        i = order[s]
+        w = sample_weight[i]
+        if w == 0:
+            info[0] = s + 1
+            continue
+        threaded = threadable and use_threads(policy)
+        started = cycles()
+        # forward
+        out = abuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
+        if is_sparse:
+            affine_csr_row(X_data, X_indices, X_indptr[i], X_indptr[i + 1], W0, b0, out)
+        elif pending == s:
+            for j in range(out.shape[0]):
+                out[j] = z_next[j] + b0[j]
+        else:
+            affine_vector(X_dense[i], W0, b0, out)
+        s_next = s + 1
+        while s_next < n and sample_weight[order[s_next]] == 0:
+            s_next += 1
+        for l in range(1, n_weight_layers):
+            activate_hidden(
+                out, gbuf[unit_off[l] : unit_off[l] + layer_sizes[l]], act_codes[l - 1],
+                act_param, drop_rates[l - 1], rng_state,
+            )
+            nxt = abuf[unit_off[l + 1] : unit_off[l + 1] + layer_sizes[l + 1]]
+            affine_vector(
+                out, weight_view(params, w_off, layer_sizes, l),
+                bias_view(params, b_off, layer_sizes, l), nxt,
+            )
+            out = nxt
+        delta = dbuf[unit_off[n_weight_layers] : unit_off[n_weight_layers] + out.shape[0]]
+        row_loss = output_loss_and_delta(
+            out, Y[i], delta, out_code, loss_code, act_param, loss_param
+        )
+        sample_loss = loss_scale * row_loss + 0.5 * alpha * sq / w
+        if not loss_is_finite(info, sample_loss):
+            return total
+        total += sample_loss
+        if w != 1:
+            for j in range(delta.shape[0]):
+                delta[j] *= w
+        # backward: deltas of the hidden layers, at the current weights
+        for l in range(n_weight_layers - 1, 0, -1):
+            W = weight_view(params, w_off, layer_sizes, l)
+            d_hi = dbuf[unit_off[l + 1] : unit_off[l + 1] + layer_sizes[l + 1]]
+            d_lo = dbuf[unit_off[l] : unit_off[l] + layer_sizes[l]]
+            _matvec(W, d_hi, d_lo)
+            backprop_activation(
+                abuf[unit_off[l] : unit_off[l] + layer_sizes[l]],
+                gbuf[unit_off[l] : unit_off[l] + layer_sizes[l]], d_lo, act_codes[l - 1],
+                act_param, drop_rates[l - 1],
+            )
+        # update: every layer from its input activations and its delta
+        lr_t = step_learning_rate(opt, lr, hyper, step, scratch)
+        inv = one / w
+        d0 = dbuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
+        if threaded and can_overlap and s_next < n:
+            # the first layer's row blocks and the upper layers in one parallel
+            # region (the upper layers as one more task, on the first thread)
+            _step_first_and_upper_threaded(
+                opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper,
+                X_dense[order[s_next]], n_blocks0, sq_parts, out_parts, params, state1, state2,
+                layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1, SB2, d_all,
+                upper_out,
+            )
+            sq0 = sum_block_parts(sq_parts, out_parts, n_blocks0, z_next)
+            pending = s_next
+            sq_up = upper_out[0]
+            bsq = upper_out[1]
+        else:
+            if not is_sparse:
+                if s_next < n:
+                    sq0 = update_layer(
+                        opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper,
+                        X_dense[order[s_next]], z_next, threaded, sq_parts, out_parts,
+                    )
+                    pending = s_next
+                else:
+                    sq0 = update_layer(
+                        opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper, no_rows,
+                        no_rows, threaded, sq_parts, out_parts,
+                    )
+            elif sparse_rows_only:
+                sq0 = zero
+                for p in range(X_indptr[i], X_indptr[i + 1]):
+                    k = X_indices[p]
+                    unit[0] = X_data[p]
+                    sq0 += update_rank1(
+                        opt, W0[k : k + 1], V01[k : k + 1], V02[k : k + 1], unit, d0, alpha, inv,
+                        lr_t, hyper,
+                    )
+            else:
+                for p in range(X_indptr[i], X_indptr[i + 1]):
+                    xwork[X_indices[p]] = X_data[p]
+                sq0 = update_rank1(opt, W0, V01, V02, xwork, d0, alpha, inv, lr_t, hyper)
+                for p in range(X_indptr[i], X_indptr[i + 1]):
+                    xwork[X_indices[p]] = 0
+            sq_up, bsq = _update_upper_layers(
+                opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer,
+                unit, B, SB1, SB2, d_all, alpha, inv, lr_t, hyper, threaded, sq_parts, out_parts,
+            )
+        sq = sq0 + sq_up
+        if threadable:
+            record_step(policy, threaded, cycles() - started, 1)
+        n_steps += 1
+        if not end_step(info, s + 1, sq, bsq, n_steps, flush_at, state1):
+            return total
+    return total
+
+
+@jit
+def _update_upper_layers(
+    opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1,
+    SB2, d_all, alpha, inv, lr_t, hyper, threaded, sq_parts, out_parts,
+):
+    """One sample's step of every layer but the first, then of all intercepts.
+
+    Returns the sum of squares of those layers' updated weights and that of
+    the intercepts."""
+    zero = zero_like(alpha)
+    one = zero + np.float32(1)
+    no_rows = d_all[:0]
+    sq = zero
+    for l in range(1, layer_sizes.shape[0] - 1):
+        fi = layer_sizes[l]
+        fo = layer_sizes[l + 1]
+        d = dbuf[unit_off[l + 1] : unit_off[l + 1] + fo]
+        if fo < SHORT_ROW and outer.shape[0] >= fi * fo:
+            # short rows: the outer product first, then one flat step (a loop
+            # of fo elements per row costs more in per-row overhead than work)
+            size = fi * fo
+            start = unit_off[l]
+            for k in range(fi):
+                ak = abuf[start + k]
+                for j in range(fo):
+                    outer[k * fo + j] = ak * d[j]
+            unit[0] = one
+            sq += update_rank1(
+                opt, row_view(params, w_off[l], w_off[l] + size),
+                row_view(state1, w_off[l], w_off[l] + size),
+                row_view(state2, w_off[l], w_off[l] + size), unit, outer[:size], alpha, inv,
+                lr_t, hyper,
+            )
+        else:
+            sq += update_layer(
+                opt, weight_view(params, w_off, layer_sizes, l),
+                weight_view(state1, w_off, layer_sizes, l),
+                weight_view(state2, w_off, layer_sizes, l),
+                abuf[unit_off[l] : unit_off[l] + fi], d, alpha, inv, lr_t, hyper, no_rows,
+                no_rows, threaded, sq_parts, out_parts,
+            )
+    unit[0] = one
+    bsq = update_rank1(opt, B, SB1, SB2, unit, d_all, zero, inv, lr_t, hyper)
+    return sq, bsq
+
+
+@jit(parallel=PRANGE_ONLY)
+def _step_first_and_upper_threaded(
+    opt, W0, V01, V02, x, d0, alpha, inv, lr_t, hyper, x_next, n_blocks, sq_parts, out_parts,
+    params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1, SB2,
+    d_all, upper_out,
+):
+    """The first layer's step in ``n_blocks`` row blocks (as :func:`update_layer`,
+    with the next sample's ``x_next @ W0`` in ``out_parts``) and, as one more
+    task, :func:`_update_upper_layers`, whose two sums go to ``upper_out``.
+
+    Task 0 (the upper layers) goes to the first thread, which would otherwise
+    finish its blocks first. Returns nothing: reduce the parts with
+    :func:`sum_block_parts`."""
+    m_rows, n = W0.shape
+    for c in prange(n_blocks + 1):
+        if c == 0:
+            sq_up, bsq = _update_upper_layers(
+                opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer,
+                unit, B, SB1, SB2, d_all, alpha, inv, lr_t, hyper, unliteral(False),
+                sq_parts[:0], out_parts[:0],
+            )
+            upper_out[0] = sq_up
+            upper_out[1] = bsq
+        else:
+            b = np.int64(c) - 1  # prange's index is unsigned: one compiled callee
+            for j in range(n):  # zeroed here: each block's part stays in its thread's cache
+                out_parts[b, j] = 0
+            sq_parts[b] = update_rank1_fused(
+                opt, W0, V01, V02, x, d0, alpha, inv, lr_t, hyper, x_next, out_parts[b, :n],
+                b * m_rows // n_blocks, (b + 1) * m_rows // n_blocks,
+            )
+
+
+SHORT_ROW = 32
+
+
+@jit
+def _outer_size(layer_sizes):
+    """Scratch for :func:`sgd_epoch`'s short-row layers: their largest size."""
+    size = 0
+    for l in range(1, layer_sizes.shape[0] - 1):
+        fi_fo = layer_sizes[l] * layer_sizes[l + 1]
+        if layer_sizes[l + 1] < SHORT_ROW and fi_fo < BLOCKED_LAYER_SIZE:
+            size = max(size, fi_fo)
+    return size
+
+
+@jit(fastmath={"reassoc"})
+def _matvec(W, b, out):
+    """``out = W @ b``, row by row with ``W[k, j]`` indexing: no row views and
+    one call per layer, since each view or call costs atomic reference counts."""
+    for k in range(W.shape[0]):
+        acc = zero_like(b[0])
+        for j in range(b.shape[0]):
+            acc += W[k, j] * b[j]
+        out[k] = acc
