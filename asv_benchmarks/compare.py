@@ -66,6 +66,51 @@ def epoch_rate(make, X, y, repeats):
     return float(np.median(rates))
 
 
+def peak_mib(action):
+    """Peak traced memory of ``action()``, in MiB."""
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def refit_memory(n_features=2000, n_hidden=2000, n_rows=256):
+    """Peak memory of what a fitted model goes through again: a refit, a
+    ``warm_start`` fit and a ``partial_fit``, fastmlp beside scikit-learn, on
+    a model whose weights (Adam: plus two moment arrays) dominate memory."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from fastmlp import MLPClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(n_rows, n_features)
+    y = rng.randint(0, 10, n_rows)
+    weights_mib = (n_features * n_hidden + n_hidden * 10) * 8 / 2**20
+    print(
+        f"peak memory of a fitted model's next fit ({n_features}-{n_hidden}-10, Adam, "
+        f"{weights_mib:.0f} MiB of weights, {n_rows} rows; tracemalloc):\n"
+    )
+    print("| what | fastmlp MiB | scikit-learn MiB | fastmlp / scikit-learn |")
+    print("| --- | ---: | ---: | ---: |")
+    settings = dict(hidden_layer_sizes=(n_hidden,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MLPClassifier(**settings).fit(X[:20], y[:20])  # compile outside the trace
+        cases = {
+            "refit (fit again)": lambda m: m.fit(X, y),
+            "warm_start fit": lambda m: m.set_params(warm_start=True).fit(X, y),
+            "partial_fit": lambda m: m.partial_fit(X, y),
+        }
+        for name, step in cases.items():
+            peaks = []
+            for Estimator in (MLPClassifier, SkMLP):
+                model = Estimator(**settings).fit(X, y)
+                peaks.append(peak_mib(lambda: step(model)))
+            print(f"| {name} | {peaks[0]:.0f} | {peaks[1]:.0f} | {peaks[0] / peaks[1]:.2f} |")
+
+
 def peak_fit_mib(make, X, y):
     """Peak traced memory of one ``make().fit(X, y)``, in MiB (after a warm-up fit)."""
     make().fit(X[:50], y[:50])
@@ -100,6 +145,11 @@ def main():
         help="time quiet and beside 1 and 2 CPU-bound processes instead",
     )
     parser.add_argument(
+        "--refit-memory",
+        action="store_true",
+        help="peak memory of a fitted model's refit, warm_start fit and partial_fit instead",
+    )
+    parser.add_argument(
         "--configs",
         default=",".join(LOAD_CONFIGS),
         help="with --load: comma-separated configurations",
@@ -108,6 +158,8 @@ def main():
     warnings.simplefilter("ignore")
     if args.load:
         return under_load(args.configs.split(","), args.repeats)
+    if args.refit_memory:
+        return refit_memory()
     from sklearn.neural_network import MLPClassifier as SkMLP
 
     from fastmlp import MLPClassifier

@@ -8,7 +8,6 @@ hold a :class:`fastmlp.Network` and contain no numeric loops.
 
 import contextlib
 import copy
-import sys
 import time
 import warnings
 from numbers import Integral, Real
@@ -34,11 +33,17 @@ from sklearn.utils import (
     shuffle,
 )
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._checks import largest_magnitude, sum_of_squares
 from ._init import INITS, dropout_rates
@@ -73,6 +78,25 @@ def reported_loss_scale(estimator):
     if not is_classifier(estimator) and estimator.loss == "squared_error":
         return 1.0 / estimator.n_outputs_
     return 1.0
+
+
+# scikit-learn's error when the data makes training impossible
+_NONFINITE_WEIGHTS = (
+    "Solver produced non-finite parameter weights. The input data may contain large values"
+    " and need to be preprocessed."
+)
+_NONFINITE_AT_START = (
+    _NONFINITE_WEIGHTS + " (The loss is not finite at the initial weights on this data:"
+    " scale X or y, for example with sklearn.preprocessing.StandardScaler.)"
+)
+
+
+def _check_finite(A, name, estimator_name):
+    """Refuse NaN and infinity with scikit-learn's error, in one BLAS pass for
+    almost all data (values are looked at one by one only when the sum of
+    squares is not finite)."""
+    if not np.isfinite(sum_of_squares(A)):
+        assert_all_finite(A, allow_nan=False, estimator_name=estimator_name, input_name=name)
 
 
 def _check_finite_and_magnitude(A, name, dtype, estimator_name):
@@ -152,6 +176,10 @@ class _CallbackTasks:
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     """Shared fit/predict machinery of MLPClassifier and MLPRegressor."""
 
+    # transform wraps its output itself (see transform): what scikit-learn's
+    # set_output machinery looks for
+    _sklearn_auto_wrap_output_keys = {"transform"}
+
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), list, tuple],
@@ -213,6 +241,12 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if not hasattr(sizes, "__iter__"):
             sizes = [sizes]
         sizes = list(sizes)
+        for size in sizes:  # 2.5 would silently become 2 units, True 1
+            if isinstance(size, (bool, np.bool_)) or not isinstance(size, Integral):
+                raise TypeError(
+                    f"hidden_layer_sizes must hold integers (units per hidden layer), got "
+                    f"{size!r} in {self.hidden_layer_sizes!r}."
+                )
         if np.any(np.array(sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
         return [int(s) for s in sizes]
@@ -280,15 +314,32 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     # ------------------------------------------------------------ fit
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        """Fit, restoring the estimator exactly as it was if anything raises."""
-        # callbacks are the user's objects (they may hold threads or files):
-        # shared, not copied
-        keep = {id(v): v for k, v in self.__dict__.items() if "callback" in k}
-        saved = copy.deepcopy(self.__dict__, keep)
+        """Fit; if anything raises, leave the estimator as it was, copying
+        nothing that a fit does not change in place.
+
+        Parameters stay the caller's objects; fitted attributes are kept by
+        reference (a fit replaces them) and the lists it appends to are
+        copied. The weights are never copied for this: all input is checked
+        before training starts, a fresh fit trains a new network (the old
+        one stays as it was), and the running epoch of a network trained
+        further (``warm_start``, ``partial_fit``) is undone by the network
+        itself. Only an error raised after whole epochs of such a fit have
+        finished (a callback raising) keeps those epochs, as Ctrl-C does, with
+        ``n_iter_`` and ``loss_curve_`` that agree with the weights.
+        """
+        params = set(self._get_param_names())
+        saved = dict(self.__dict__)
+        saved.update(
+            {k: list(v) for k, v in saved.items() if isinstance(v, list) and k not in params}
+        )
+        network = saved.get("_network")
+        network_attributes = dict(network.__dict__) if network is not None else None
+        self._finished_epochs = 0
         try:
             return self._fit_unchecked(X, y, sample_weight, incremental)
         except BaseException as exc:
-            if not isinstance(exc, KeyboardInterrupt):
+            trained_on = self._finished_epochs and self.__dict__.get("_network") is network
+            if not isinstance(exc, KeyboardInterrupt) and not trained_on:
                 # scikit-learn tears the callbacks of this fit down after we return
                 running = {
                     k: v
@@ -298,7 +349,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 self.__dict__.clear()
                 self.__dict__.update(saved)
                 self.__dict__.update(running)
+                if network is not None:
+                    network.__dict__.clear()
+                    network.__dict__.update(network_attributes)
+                    network.release_buffers()
             raise
+        finally:
+            self.__dict__.pop("_finished_epochs", None)
 
     def _fit_unchecked(self, X, y, sample_weight, incremental):
         y_given = y
@@ -318,8 +375,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             )
         sw_given = sample_weight
         name = type(self).__name__
-        # validate_data left the finiteness of X to this one-pass check
-        _check_finite_and_magnitude(X, "X", self.dtype or X.dtype, name)
+        # validate_data left the finiteness of X to this one-pass check; large
+        # but finite X is left to training, as in scikit-learn (an irrelevant
+        # column at 1e160 trains; a loss that is not finite at the initial
+        # weights raises scikit-learn's error, _NONFINITE_AT_START)
+        _check_finite(X, "X", name)
         if not is_classifier(self):
             _check_finite_and_magnitude(y, "y", self.dtype or X.dtype, name)
         if y.ndim == 1:
@@ -347,16 +407,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             max_subtasks=(1 if incremental else self.max_iter) if stochastic else None,
         )
         if stochastic:
-            self._fit_stochastic(X, Y, sample_weight, incremental, tasks)
+            self._fit_stochastic(X, Y, sample_weight, incremental, tasks, first_pass)
         else:
             self._fit_lbfgs(X, Y, sample_weight, tasks)
         tasks.end()
         network.release_buffers()
         if not np.isfinite(network.params).all():  # the kernels should never let this happen
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
+            raise ValueError(_NONFINITE_WEIGHTS)
         return self
 
     def _fit_lbfgs(self, X, Y, sample_weight, tasks):
@@ -372,11 +429,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 inputs, Y, self.alpha, sample_weight, loss_scale
             )
             if first_call[0] and not np.isfinite(loss):
-                raise ValueError(
-                    "The loss is not finite at the initial weights: X or y hold values "
-                    "too large for the network (e.g. 1e300); scale them, for example "
-                    "with sklearn.preprocessing.StandardScaler."
-                )
+                raise ValueError(_NONFINITE_AT_START)
             first_call[0] = False
             return loss, grads
 
@@ -388,9 +441,20 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
         tasks.begin_subtask("lbfgs-iteration")
-        opt_res = scipy.optimize.minimize(
+        start = network.params.astype(np.float64)  # a copy: L-BFGS's start, and the undo
+        try:
+            opt_res = self._run_lbfgs(loss_and_grad, start, end_of_iteration, iprint)
+        except BaseException:
+            network.params[...] = start  # (a warm_start fit trains the network in place)
+            raise
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        network.params[...] = opt_res.x
+
+    def _run_lbfgs(self, loss_and_grad, start, end_of_iteration, iprint):
+        return scipy.optimize.minimize(  # (it works on its own copy of start)
             loss_and_grad,
-            network.params.astype(np.float64),
+            start,
             method="L-BFGS-B",
             jac=True,
             callback=end_of_iteration,
@@ -401,11 +465,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 **_get_additional_lbfgs_options_dict("iprint", iprint),
             },
         )
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
-        self.loss_ = opt_res.fun
-        network.params[...] = opt_res.x
 
-    def _fit_stochastic(self, X, Y, sample_weight, incremental, tasks):
+    def _fit_stochastic(self, X, Y, sample_weight, incremental, tasks, fresh_start):
         network = self._network
         if not incremental or not hasattr(self, "_learning_rate"):
             network.set_optimizer(
@@ -425,7 +486,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self._best_coefs = [c.copy() for c in self.coefs_]
             self._best_intercepts = [b.copy() for b in self.intercepts_]
         if early_stopping:
-            stratify = Y if (is_classifier(self) and self.n_outputs_ == 1) else None
+            # on the 0/1 indicators as bool, as scikit-learn does (its errors
+            # then name the classes 'True' and 'False')
+            stratify = Y.astype(bool) if (is_classifier(self) and self.n_outputs_ == 1) else None
             split = train_test_split(
                 X,
                 Y,
@@ -463,7 +526,6 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         inputs = network.prepare(X_train)
         loss_scale = self._loss_scale()
-        progress = self.verbose is not True and self.verbose >= 2
         threads = contextlib.ExitStack()
         try:
             threads.enter_context(network.training_threads())
@@ -485,7 +547,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                         loss_scale,
                     )
                 except TrainingDiverged as exc:
-                    self._raise_if_data_overflows(network, inputs)
+                    if self.n_iter_ == 0 and fresh_start:
+                        self._raise_if_data_to_blame(
+                            network, inputs, X_train, Y_train, sw_train, loss_scale
+                        )
                     warnings.warn(
                         f"Training stopped at epoch {self.n_iter_ + 1}: {exc}. The model keeps "
                         "the weights of the last finished epoch; lower learning_rate_init or "
@@ -494,12 +559,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     )
                     break
                 elapsed = time.perf_counter() - started
+                self._finished_epochs += 1
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
-                if progress:
-                    self._print_progress(n_samples / max(elapsed, 1e-12))
-                elif self.verbose:
+                if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 if early_stopping:
@@ -543,23 +607,31 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             warnings.warn("Training interrupted by user.")
         finally:
             threads.close()
-            if progress:
-                print(file=sys.stdout)
-        if early_stopping:
+        if early_stopping and self._best_coefs is not None:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+        # (no epoch finished, e.g. the first diverged: the weights it started from stay)
 
-    @staticmethod
-    def _raise_if_data_overflows(network, inputs):
-        """After a diverged epoch (weights restored): blame the data if even the
-        weights before the epoch give a non-finite output on it."""
+    def _raise_if_data_to_blame(self, network, inputs, X, Y, sample_weight, loss_scale):
+        """After the first epoch of a fresh fit diverged (the initial weights
+        restored), raise scikit-learn's error if the data is to blame: the
+        loss is not finite even at the initial weights, or X holds values
+        whose squares overflow (squared gradients, the L2 term). Otherwise the
+        learning rate is: the fit stops with a warning and keeps the weights
+        it started from, as it keeps the last finished epoch's later on."""
         with np.errstate(all="ignore"):
-            finite = np.isfinite(network.forward(inputs)).all()
-        if not finite:
+            loss, _ = network.loss_and_flat_gradients(
+                inputs, Y, self.alpha, sample_weight, loss_scale
+            )
+        if not np.isfinite(loss):
+            raise ValueError(_NONFINITE_AT_START)
+        largest = largest_magnitude(X)
+        limit = np.sqrt(np.finfo(network.dtype).max)
+        if largest > limit:
             raise ValueError(
-                "The network's output overflows on this X at the current weights (values "
-                "too large for the network, e.g. 1e300): scale the input, for example "
-                "with sklearn.preprocessing.StandardScaler."
+                f"{_NONFINITE_WEIGHTS} (Training diverged in its first epoch on X with values "
+                f"up to {largest:.3g}, whose squares overflow {network.dtype.name}: scale X, "
+                "for example with sklearn.preprocessing.StandardScaler.)"
             )
 
     def _run_callbacks(self, samples_per_s):
@@ -577,18 +649,6 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         for callback in self.callbacks:
             stop = bool(callback(self, info)) or stop
         return stop
-
-    def _print_progress(self, samples_per_s):
-        width = 24
-        done = int(width * self.n_iter_ / self.max_iter)
-        bar = "#" * done + "-" * (width - done)
-        print(
-            f"\r[{bar}] epoch {self.n_iter_}/{self.max_iter}  loss {self.loss_:.6f}  "
-            f"{samples_per_s:,.0f} samples/s",
-            end="",
-            file=sys.stdout,
-            flush=True,
-        )
 
     def _trigger_stopping(self, msg):
         """scikit-learn's rule: 'adaptive' SGD divides the rate by 5, others stop."""
@@ -608,7 +668,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
         if early_stopping:
-            val_score = self._score(X_val, y_val, sample_weight=sw_val)
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging fit's score
+                val_score = self._score(X_val, y_val, sample_weight=sw_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
                 print("Validation score: %f" % self.validation_scores_[-1])
@@ -710,10 +771,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
         Returns
         -------
-        H : ndarray of shape (n_samples, hidden_layer_sizes[layer])
-            The layer's activations.
+        H : ndarray or DataFrame of shape (n_samples, hidden_layer_sizes[layer])
+            The layer's activations; for the last hidden layer in the container
+            chosen with :meth:`set_output` (or ``set_config(transform_output=...)``),
+            with the columns of :meth:`get_feature_names_out`.
         """
         check_is_fitted(self)
+        original = X
         n_hidden = self.n_layers_ - 2
         if not isinstance(layer, Integral) or not (
             1 <= layer <= n_hidden or -n_hidden <= layer <= -1
@@ -724,7 +788,53 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], reset=False, dtype=self._input_dtype()
         )
-        return self._network.forward(X, layer=layer if layer > 0 else n_hidden + 1 + layer)
+        index = layer if layer > 0 else n_hidden + 1 + layer
+        H = self._network.forward(X, layer=index)
+        if index != n_hidden:  # get_feature_names_out names the last hidden layer only
+            return H
+        return _wrap_data_with_container("transform", H, original, self)
+
+    @available_if(_has_hidden_layer)
+    def set_output(self, *, transform=None):
+        """Set the output container of :meth:`transform` and :meth:`fit_transform`.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"}, default=None
+            ``"default"``: ndarrays; ``"pandas"`` or ``"polars"``: data frames
+            with the columns of :meth:`get_feature_names_out`; None: unchanged.
+
+        Returns
+        -------
+        self : estimator instance
+        """
+        if transform is None:
+            return self
+        if not hasattr(self, "_sklearn_output_config"):
+            self._sklearn_output_config = {}
+        self._sklearn_output_config["transform"] = transform
+        return self
+
+    @available_if(_has_hidden_layer)
+    def get_feature_names_out(self, input_features=None):
+        """Names of the features :meth:`transform` gives: the last hidden layer's units.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the names seen in :meth:`fit`.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``"<estimator name in lower case><unit>"``, e.g. ``mlpclassifier0``,
+            as scikit-learn's transformers name features they create.
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        prefix = type(self).__name__.lower()
+        width = self._network.layer_sizes[-2]
+        return np.asarray([f"{prefix}{i}" for i in range(width)], dtype=object)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
@@ -774,8 +884,10 @@ _COMMON_PARAMS_DOC = """
     tol : float, default=1e-4
         Tolerance for the optimization.
     verbose : bool or int, default=False
-        True or 1 prints scikit-learn's per-iteration lines; 2 shows a progress
-        bar with epoch, loss and samples/s.
+        Whether to print progress messages to stdout: scikit-learn's lines
+        (``Iteration N, loss = ...``, validation scores, stopping reasons).
+        For a progress bar, use scikit-learn's ``ProgressBar`` callback
+        (``set_callbacks``) or the ``fastmlp`` command line.
     warm_start : bool, default=False
         Reuse the previous solution as initialization.
     momentum : float, default=0.9
@@ -965,6 +1077,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             )
         else:
             weights = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
+            bad = ~(np.isfinite(weights) & (weights >= 0))
+            if bad.any():  # as a negative or NaN sample_weight would be
+                label = self.classes_[bad][0]
+                raise ValueError(
+                    "class_weight must be finite and non-negative; got "
+                    f"{float(weights[bad][0])} for class "
+                    f"{label.item() if hasattr(label, 'item') else label!r}."
+                )
         row_weight = weights[index]
         return row_weight if sample_weight is None else sample_weight * row_weight
 
@@ -1017,11 +1137,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-        if len(self.classes_) < 2 and self._label_binarizer.y_type_ != "multilabel-indicator":
-            raise ValueError(
-                "The number of classes has to be greater than one; got "
-                f"{len(self.classes_)} class: {self.classes_[0]!r}"
-            )
+        # one class fits, as in scikit-learn: the output unit learns 0 and
+        # predict returns that class
         y = self._indicators(y)
         return X, y
 

@@ -36,6 +36,34 @@ LOSSES = tuple(K.LOSS_CODES)
 SOLVERS = tuple(K.OPTIMIZER_CODES)
 
 
+def _check_csr_structure(X):
+    """Refuse a CSR matrix whose arrays do not describe its shape (SciPy does
+    not check column indices): the kernels index weights by them, and an
+    index past the last column reads or writes outside the weights."""
+    n_rows, n_cols = X.shape
+    indptr, indices = X.indptr, X.indices
+    if (
+        indptr.shape[0] != n_rows + 1
+        or indptr[0] != 0
+        or indptr[-1] > min(indices.shape[0], X.data.shape[0])
+        or (n_rows and np.any(np.diff(indptr) < 0))
+    ):
+        raise ValueError("X is a malformed CSR matrix: its indptr does not fit its data.")
+    used = indices[: indptr[-1]]
+    if used.size and (used.min() < 0 or used.max() >= n_cols):
+        raise ValueError(
+            f"X is a malformed CSR matrix: column indices from {used.min()} to {used.max()} "
+            f"for {n_cols} columns."
+        )
+
+
+class Checkpoint(NamedTuple):
+    """What :meth:`Network.checkpoint` keeps: attributes by reference, trained arrays copied."""
+
+    attributes: dict
+    arrays: tuple
+
+
 class KernelInput(NamedTuple):
     """X in the form the kernels take: dense, or CSR arrays (see ``Network.prepare``)."""
 
@@ -261,7 +289,46 @@ class Network:
         state = self.__dict__.copy()
         for key in ("_coefs", "_intercepts", "_buffers"):
             state.pop(key)
+        state.pop("_epoch_checkpoint", None)
         return state
+
+    def _trained_arrays(self):
+        """The arrays that training writes in place."""
+        return (self._params, self._state1, self._state2, self._step, self._rng_state)
+
+    def checkpoint(self, into=None):
+        """A copy of what training changes, for :meth:`restore`.
+
+        Parameters
+        ----------
+        into : Checkpoint, default=None
+            An earlier checkpoint of this network to overwrite instead of
+            allocating new arrays (when its shapes still match).
+
+        Returns
+        -------
+        checkpoint : Checkpoint
+            The weights, optimizer state and step count and the dropout stream
+            (copied), and every other attribute (by reference: training
+            replaces them, it does not change them in place).
+        """
+        arrays = self._trained_arrays()
+        if into is not None and all(
+            a.shape == b.shape and a.dtype == b.dtype for a, b in zip(arrays, into.arrays)
+        ):
+            for source, target in zip(arrays, into.arrays):
+                np.copyto(target, source)
+            copies = into.arrays
+        else:
+            copies = tuple(a.copy() for a in arrays)
+        return Checkpoint(dict(self.__dict__), copies)
+
+    def restore(self, checkpoint):
+        """Put the network back as it was at ``checkpoint`` (see :meth:`checkpoint`)."""
+        self.__dict__.clear()
+        self.__dict__.update(checkpoint.attributes)
+        for target, source in zip(self._trained_arrays(), checkpoint.arrays):
+            np.copyto(target, source)
 
     def __setstate__(self, state):
         n_hidden = len(state["layer_sizes"]) - 2
@@ -317,6 +384,7 @@ class Network:
                 raise ValueError(
                     f"X has {X.shape[1]} features, the network expects {self.layer_sizes[0]}"
                 )
+            _check_csr_structure(X)
             if not X.has_canonical_format:
                 X = X.copy()
                 X.sum_duplicates()
@@ -375,8 +443,10 @@ class Network:
         return _threads.thread_policy(kind, self.layer_sizes, self.dtype, allowed)
 
     def release_buffers(self):
-        """Drop the cached work buffers (a full-batch buffer can be large)."""
+        """Drop the cached work buffers (a full-batch buffer can be large) and the
+        copy of the weights kept to undo a diverged epoch."""
         self._buffers = {}
+        self.__dict__.pop("_epoch_checkpoint", None)
 
     # ------------------------------------------------------------------ compute
     def forward(self, X, layer=None):
@@ -625,8 +695,9 @@ class Network:
             K.make_hyper(alpha=alpha, tiny=np.finfo(self.dtype).tiny, **self._opt_settings),
             dtype=self.dtype,
         )
-        saved = (self._params, self._state1, self._state2, self._step, self._rng_state)
-        backup = [a.copy() for a in saved]
+        # to undo a diverged epoch; kept between epochs (no allocation per
+        # epoch) until release_buffers
+        self._epoch_checkpoint = self.checkpoint(into=self.__dict__.get("_epoch_checkpoint"))
         info = np.zeros(2, dtype=np.int64)
         common = (
             self._params,
@@ -644,47 +715,62 @@ class Network:
             *self._kernel_states(),
             self._step,
         )
-        if batch_size == 1:
-            abuf, dbuf, gbuf, _ = self._buffer(1)
-            xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
-            total = K.sgd_epoch(
-                Xd,
-                data,
-                indices,
-                indptr,
-                is_sparse,
-                Y,
-                sw,
-                order,
-                *common,
-                abuf,
-                dbuf,
-                gbuf,
-                xwork,
-                info,
-                self._thread_policy("per-sample"),
-            )
-        elif not is_sparse and self._split_batches(batch_size):
-            with blas_on_one_thread():
-                total = K.minibatch_epoch_split(
+        try:
+            if batch_size == 1:
+                abuf, dbuf, gbuf, _ = self._buffer(1)
+                xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
+                total = K.sgd_epoch(
                     Xd,
+                    data,
+                    indices,
+                    indptr,
+                    is_sparse,
                     Y,
                     sw,
                     order,
-                    batch_size,
                     *common,
-                    *self._split_buffers(batch_size),
+                    abuf,
+                    dbuf,
+                    gbuf,
+                    xwork,
                     info,
-                    self._thread_policy(("split", batch_size)),
+                    self._thread_policy("per-sample"),
                 )
-        else:
-            with blas_on_one_thread():
-                total = self._minibatch_epoch(
-                    Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, common, info
-                )
+            elif not is_sparse and self._split_batches(batch_size):
+                with blas_on_one_thread():
+                    total = K.minibatch_epoch_split(
+                        Xd,
+                        Y,
+                        sw,
+                        order,
+                        batch_size,
+                        *common,
+                        *self._split_buffers(batch_size),
+                        info,
+                        self._thread_policy(("split", batch_size)),
+                    )
+            else:
+                with blas_on_one_thread():
+                    total = self._minibatch_epoch(
+                        Xd,
+                        data,
+                        indices,
+                        indptr,
+                        is_sparse,
+                        Y,
+                        sw,
+                        order,
+                        batch_size,
+                        common,
+                        info,
+                    )
+        except BaseException:
+            # e.g. Ctrl-C, seen when the compiled epoch returns: undo the epoch,
+            # so that the caller's record (epochs, losses) agrees with the weights
+            self.restore(self._epoch_checkpoint)
+            raise
         if info[1] != K.STATUS_OK:
-            for array, before in zip(saved, backup):
-                array[...] = before
+            self.restore(self._epoch_checkpoint)
             what = (
                 "a non-finite loss"
                 if info[1] == K.STATUS_NONFINITE_LOSS

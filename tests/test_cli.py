@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import joblib
 import numpy as np
@@ -26,6 +27,7 @@ def test_train_on_digits_save_and_predict_a_csv(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "test accuracy" in done.stdout and "speed-up" in done.stdout
     assert "samples/s" in done.stdout
+    assert "\r" not in done.stdout  # not a terminal: a line per epoch, no redraws
     # the suite's cache is warm by now, or the notice came before the wait
     assert ("kernels loaded from the on-disk cache" in done.stdout) or (
         done.stdout.index("compiling kernels") < done.stdout.index("kernels compiled in")
@@ -76,6 +78,9 @@ def test_train_on_a_csv_with_regression_and_plot(tmp_path):
         ("a,b,y\n1,x,0\n3,4,1\n", ["--target", "y"], "column 'b'"),
         ("a,b,y\n", ["--target", "y"], "no data rows"),
         ("a,b,y\n1,2,0\n3,4,1\n", [], "needs --target"),
+        ("a,b,y\n1,,0\n3,4,1\n5,6,0\n", ["--target", "y"], "no value for column 'b' on line 2"),
+        ("a,b,y\n1,2,0\n3,4,\n5,6,1\n", ["--target", "y"], "the target 'y' is missing on line 3"),
+        ("a,b,y\n1,2,0\n", ["--target", "y", "--sep", "|"], "single column"),
     ],
 )
 def test_bad_csv_input_gives_one_line_and_exit_2(tmp_path, content, args, message):
@@ -112,3 +117,128 @@ def test_the_compile_notice_speaks_before_compiling_and_not_for_compiled_code(ca
     with _compile_notice() as notice:
         assert add_one(2) == 3  # compiled already: nothing to say
     assert capsys.readouterr().out == "" and notice.seconds == 0
+
+
+def test_version_help_and_files_that_are_not_models(tmp_path):
+    from fastmlp import __version__
+
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"fastmlp {__version__}"
+    done = run("--help")
+    assert done.returncode == 0 and "``" not in done.stdout
+    done = run("train", "--help")
+    assert "{sgd,adam,lbfgs" in done.stdout and "{identity,logistic" in done.stdout
+    not_a_model = tmp_path / "list.joblib"
+    joblib.dump([1, 2, 3], not_a_model)
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b\n1,2\n")
+    for model, message in ((not_a_model, "holds a list, not a model"), (csv, "not a model")):
+        done = run("predict", str(model), str(csv))
+        assert done.returncode == 2 and message in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "peer,ours,text",
+    [
+        (3.7, 0.1, "37x"),
+        (0.5, 0.1, "5.0x"),
+        (1.0, 2.0, "2.0x slower than scikit-learn"),
+        (0.01, 1.0, "100x slower than scikit-learn"),
+    ],
+)
+def test_speed_up_says_which_way_it_went(peer, ours, text):
+    from fastmlp.cli import speed_up_text
+
+    assert speed_up_text(peer, ours) == text
+
+
+def _bundled_csvs(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    cancer = load_breast_cancer(as_frame=True).frame
+    paths = {"cancer": tmp_path / "cancer.csv", "diabetes": tmp_path / "diabetes.csv"}
+    cancer.to_csv(paths["cancer"], index=False)
+    load_diabetes(as_frame=True).frame.to_csv(paths["diabetes"], index=False)
+    # the same data as users' files come: reordered columns, a pandas index,
+    # semicolons and a byte-order mark, a quoted field with a comma in a text id
+    cancer[list(cancer.columns[::-1])].to_csv(tmp_path / "reordered.csv", index=False)
+    cancer.to_csv(tmp_path / "with_index.csv")
+    with open(tmp_path / "excel.csv", "w", encoding="utf-8-sig") as f:
+        cancer.to_csv(f, sep=";", index=False)
+    quoted = cancer.assign(name=[f"patient {i}, ward {i % 3}" for i in range(len(cancer))])
+    quoted.to_csv(tmp_path / "quoted.csv", index=False)
+    cancer.drop(columns=["mean radius"]).to_csv(tmp_path / "missing.csv", index=False)
+    return pd, cancer, paths
+
+
+def test_train_scales_and_predict_goes_by_column_name(tmp_path):
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pd, cancer, paths = _bundled_csvs(tmp_path)
+    model = tmp_path / "cancer.joblib"
+    done = run(
+        "train",
+        str(paths["cancer"]),
+        "--target",
+        "target",
+        "--epochs",
+        "20",
+        "--no-compare",
+        "--save",
+        str(model),
+    )
+    assert done.returncode == 0, done.stderr
+    accuracy = float(done.stdout.split("test accuracy")[1].split()[0])
+    X, y = cancer.drop(columns=["target"]), cancer["target"]
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, random_state=0, stratify=y
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peer = make_pipeline(
+            StandardScaler(),
+            SkMLPClassifier(
+                (64,),
+                solver="sgd",
+                batch_size=1,
+                learning_rate_init=0.01,
+                max_iter=20,
+                random_state=0,
+            ),
+        ).fit(X_train, y_train)
+    assert accuracy >= peer.score(X_test, y_test) - 0.01 and accuracy > 0.9
+    reference = run("predict", str(model), str(paths["cancer"]))
+    assert reference.returncode == 0 and "ignored: ['target']" in reference.stderr
+    for name in ("reordered.csv", "with_index.csv", "excel.csv"):
+        done = run("predict", str(model), str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == reference.stdout  # by name: never a silent reordering
+    done = run("predict", str(model), str(tmp_path / "quoted.csv"), "--keep", "name")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("patient 0, ward 0,") or (
+        done.stdout.splitlines()[1].startswith("patient 0")
+    )
+    done = run("predict", str(model), str(tmp_path / "missing.csv"))
+    assert done.returncode == 2 and "lacks the model's columns ['mean radius']" in done.stderr
+    done = run("train", str(tmp_path / "quoted.csv"), "--target", "target")
+    assert done.returncode == 2 and "feature column 'name'" in done.stderr
+
+
+def test_regression_scales_the_target_too(tmp_path):
+    _, _, paths = _bundled_csvs(tmp_path)
+    done = run(
+        "train", str(paths["diabetes"]), "--target", "target", "--regression",
+        "--solver", "adam", "--batch-size", "32", "--epochs", "30",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "target scaled" in done.stdout
+    ours = float(done.stdout.split("fastmlp      test R2")[1].split()[0])
+    theirs = float(done.stdout.split("scikit-learn test R2")[1].split()[0])
+    # the same scaled pipeline as scikit-learn's (unscaled, R2 was -0.05 and
+    # predict gave one constant)
+    assert ours >= theirs - 0.01 and ours > 0.1
