@@ -56,6 +56,23 @@ except ImportError:  # pragma: no cover
     class CallbackSupportMixin:
         """Stand-in for scikit-learn < 1.9, which has no callback protocol."""
 
+        def set_callbacks(self, *callbacks):
+            """scikit-learn 1.9's callback protocol: not in this scikit-learn.
+
+            Raises
+            ------
+            NotImplementedError
+                Naming the version needed; fastmlp's own ``callbacks=[f]``
+                parameter works with any scikit-learn.
+            """
+            import sklearn
+
+            raise NotImplementedError(
+                "set_callbacks needs scikit-learn >= 1.9 (its sklearn.callback protocol); "
+                f"this is scikit-learn {sklearn.__version__}. fastmlp's callbacks=[f] "
+                "parameter works with any version."
+            )
+
 
 try:  # scikit-learn >= 1.6 passes iprint only to SciPy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -431,10 +448,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             if first_call[0] and not np.isfinite(loss):
                 raise ValueError(_NONFINITE_AT_START)
             first_call[0] = False
-            return loss, grads
+            # float64, as SciPy < 1.11's L-BFGS-B requires (newer ones cast)
+            return loss, grads.astype(np.float64, copy=False)
 
         def end_of_iteration(intermediate_result):
-            network.params[...] = intermediate_result.x
+            # SciPy >= 1.11 passes an OptimizeResult (this parameter name asks
+            # for it), older versions the point itself
+            network.params[...] = getattr(intermediate_result, "x", intermediate_result)
             if tasks.end_subtask():
                 raise StopIteration  # SciPy >= 1.11 stops and returns this point
             tasks.begin_subtask("lbfgs-iteration")

@@ -487,6 +487,23 @@ def test_huber_with_a_large_threshold_equals_squared_error(data):
 
 
 # ---------------------------------------------------------------- sklearn.callback
+try:
+    import sklearn.callback  # noqa: F401
+
+    HAS_CALLBACK_PROTOCOL = True
+except ImportError:
+    HAS_CALLBACK_PROTOCOL = False
+needs_callback_protocol = pytest.mark.skipif(
+    not HAS_CALLBACK_PROTOCOL, reason="scikit-learn >= 1.9's sklearn.callback protocol"
+)
+
+
+@pytest.mark.skipif(HAS_CALLBACK_PROTOCOL, reason="scikit-learn < 1.9 only")
+def test_set_callbacks_names_the_scikit_learn_version_it_needs():
+    with pytest.raises(NotImplementedError, match=r"scikit-learn >= 1\.9"):
+        MLPClassifier().set_callbacks(object())
+
+
 class _Recorder:
     """A FitCallback of scikit-learn's protocol that records its hooks."""
 
@@ -517,6 +534,7 @@ class _Recorder:
         )
 
 
+@needs_callback_protocol
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_sklearn_callback_protocol_hooks_snapshots_and_stop(data, solver):
     X, y = data
@@ -542,6 +560,7 @@ def test_sklearn_callback_protocol_hooks_snapshots_and_stop(data, solver):
     assert stopped.n_iter_ == 2
 
 
+@needs_callback_protocol
 def test_sklearn_scoring_monitor_logs_every_epoch(data):
     from sklearn.callback import ScoringMonitor
 
@@ -555,6 +574,7 @@ def test_sklearn_scoring_monitor_logs_every_epoch(data):
     assert final["accuracy"] == pytest.approx(model.score(X, y))
 
 
+@needs_callback_protocol
 def test_callbacks_are_torn_down_when_fit_fails(data):
     X, y = data
     rec = _Recorder()

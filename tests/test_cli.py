@@ -242,3 +242,12 @@ def test_regression_scales_the_target_too(tmp_path):
     # the same scaled pipeline as scikit-learn's (unscaled, R2 was -0.05 and
     # predict gave one constant)
     assert ours >= theirs - 0.01 and ours > 0.1
+
+
+def test_the_choices_in_help_are_the_estimators():
+    # kept in the CLI so that --help does not import the kernels
+    from fastmlp import MLPClassifier, cli, network
+
+    assert cli.HIDDEN_ACTIVATIONS == network.HIDDEN_ACTIVATIONS
+    assert set(cli.SOLVERS) == set(network.SOLVERS) | {"lbfgs"}
+    assert set(cli.SOLVERS) == set(MLPClassifier._parameter_constraints["solver"][0].options)

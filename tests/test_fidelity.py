@@ -57,10 +57,11 @@ def test_verbose_prints_scikit_learns_lines_at_every_level(capsys, verbose):
 
 def test_early_stopping_stratifies_on_the_indicators_as_scikit_learn():
     X, y = [[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1]
-    message = r"The least populated classes in y have only 1 member.*\['True'\]"
-    for Estimator in (MLPClassifier, SkMLPClassifier):
-        with pytest.raises(ValueError, match=message):
-            Estimator(early_stopping=True).fit(X, y)
+    with pytest.raises(ValueError, match="least populated class") as theirs:
+        SkMLPClassifier(early_stopping=True).fit(X, y)
+    with pytest.raises(ValueError, match="least populated class") as ours:
+        MLPClassifier(early_stopping=True).fit(X, y)
+    assert str(ours.value) == str(theirs.value)  # (scikit-learn >= 1.8: "... ['True']")
 
 
 def test_data_that_overflows_raises_scikit_learns_error():
