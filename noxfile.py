@@ -24,6 +24,7 @@ OLDEST_PINS = [
     "joblib==1.2.0",
     "threadpoolctl==3.1.0",
     "tbb==2021.6.0",
+    "rich==13.0.0",
 ]
 
 

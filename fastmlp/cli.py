@@ -7,7 +7,6 @@ time with scikit-learn's MLPClassifier at the same settings.
 
 import argparse
 import os
-import shutil
 import sys
 import time
 import warnings
@@ -282,9 +281,10 @@ def _train(args):
     except ValueError as exc:
         raise UsageError(f"cannot split the data: {exc}") from None
     Estimator = MLPRegressor if args.regression else MLPClassifier
+    progress = _progress_printer()
     scale = args.data is not None and not args.no_scale  # digits comes scaled to [0, 1]
     model = _with_scaling(
-        Estimator(dtype=args.dtype, callbacks=[_progress_printer()], **params),
+        Estimator(dtype=args.dtype, callbacks=[progress], **params),
         args.regression,
         scale,
     )
@@ -319,11 +319,12 @@ def _train(args):
                 )
             del caught[:]  # the warm-up's warnings are not the fit's
             started = time.perf_counter()
-            model.fit(X_train, y_train)
+            try:
+                model.fit(X_train, y_train)
+            finally:
+                progress.close()  # a fit that stopped early, failed or was interrupted
             fit_time = time.perf_counter() - started
             fitted = _fitted_estimator(model)
-            if sys.stdout.isatty() and fitted.n_iter_ < fitted.max_iter:
-                print()  # end the bar of a fit that stopped early
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc).splitlines()[0]) from None
     _report_warnings(caught)
@@ -535,31 +536,58 @@ def _predict(args):
 
 
 def _progress_printer():
-    """A fit callback that shows each epoch: one redrawn bar on a terminal, a
-    line per epoch otherwise (logs, pipes)."""
-    redraw = sys.stdout.isatty()
+    """A fit callback that shows each epoch.
+
+    On a terminal, one bar drawn by ``rich`` and redrawn in place, sized to the
+    terminal's width; anything printed meanwhile goes above it on its own line.
+    Otherwise (logs, pipes), one plain line per epoch. ``.close()`` ends the bar
+    of a fit that stopped before ``max_iter`` (or was interrupted).
+    """
+    # State in a closure, not in an object: a clone (TransformedTargetRegressor
+    # clones its regressor) deep-copies the callbacks list, and functions are
+    # copied by reference, so the clone's fit and .close() share the bar.
+    state = {}
 
     def show(model, info):
         epoch, total = info["epoch"], model.max_iter
-        text = (
-            f"epoch {epoch}/{total}  loss {info['loss']:.6f}  "
-            f"{info['samples_per_s']:,.0f} samples/s"
-        )
+        text = f"loss {info['loss']:.6f}"
         if info["validation_score"] is not None:
             text += f"  validation {info['validation_score']:.4f}"
-        if not redraw:
-            print(text, flush=True)
+        text += f"  {info['samples_per_s']:,.0f} samples/s"
+        if not sys.stdout.isatty():
+            print(f"epoch {epoch}/{total}  {text}", flush=True)
             return False
-        # one line that fits the terminal: a wrapped line could not be redrawn
-        width = shutil.get_terminal_size((80, 24)).columns - 1
-        bar = max(0, min(24, width - len(text) - 3))
-        if bar >= 5:
-            done = int(bar * epoch / total)
-            text = f"[{'#' * done}{'-' * (bar - done)}] {text}"
-        end = "\n" if epoch == total else ""
-        print("\r\033[K" + text[:width], end=end, flush=True)
+        if "progress" not in state:
+            from rich.progress import BarColumn, Progress, TextColumn
+            from rich.table import Column
+
+            # On a narrow terminal the bar goes first, then the end of the
+            # status; the epoch count always shows.
+            progress = Progress(
+                TextColumn(
+                    "epoch {task.completed}/{task.total}",
+                    table_column=Column(no_wrap=True, min_width=len(f"epoch {total}/{total}")),
+                ),
+                BarColumn(bar_width=24),
+                TextColumn(
+                    "{task.fields[status]}", table_column=Column(no_wrap=True, overflow="ellipsis")
+                ),
+                auto_refresh=False,
+            )
+            progress.start()
+            state["progress"] = progress
+            state["task"] = progress.add_task("fit", total=total, status="")
+        state["progress"].update(state["task"], completed=epoch, status=text, refresh=True)
+        if epoch == total:
+            close()
         return False
 
+    def close():
+        progress = state.pop("progress", None)
+        if progress is not None:
+            progress.stop()
+
+    show.close = close
     return show
 
 

@@ -1,5 +1,7 @@
 """The ``fastmlp`` command, driven in a subprocess as a user would."""
 
+import os
+import re
 import subprocess
 import sys
 import warnings
@@ -28,6 +30,8 @@ def test_train_on_digits_save_and_predict_a_csv(tmp_path):
     assert "test accuracy" in done.stdout and "speed-up" in done.stdout
     assert "samples/s" in done.stdout
     assert "\r" not in done.stdout  # not a terminal: a line per epoch, no redraws
+    epochs = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("epoch ")]
+    assert epochs == ["1/2", "2/2"]
     # the suite's cache is warm by now, or the notice came before the wait
     assert ("kernels loaded from the on-disk cache" in done.stdout) or (
         done.stdout.index("compiling kernels") < done.stdout.index("kernels compiled in")
@@ -41,6 +45,48 @@ def test_train_on_digits_save_and_predict_a_csv(tmp_path):
     assert done.returncode == 0, done.stderr
     got = np.loadtxt(out, skiprows=1, dtype=int)
     assert_array_equal(got, joblib.load(model_path).predict(X))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_on_a_terminal_the_progress_is_one_bar_that_fits_its_width():
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    width = 44
+    master, child_tty = pty.openpty()
+    fcntl.ioctl(child_tty, termios.TIOCSWINSZ, struct.pack("HHHH", 24, width, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("COLUMNS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastmlp", "train", "--epochs", "3", "--no-compare"],
+        stdin=child_tty,
+        stdout=child_tty,
+        stderr=child_tty,
+        env=env,
+    )
+    os.close(child_tty)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=300) == 0
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    pieces = re.split(r"\r\n|\n|\r", screen)
+    bars = [piece for piece in pieces if piece.startswith("epoch ")]
+    assert bars and all(len(bar.rstrip()) <= width for bar in bars), bars
+    assert "epoch 3/3" in bars[-1] and "loss" in bars[-1]
+    # the bar is redrawn in place (no line per epoch) ...
+    assert "\n" not in screen[screen.index("epoch 1/3") : screen.rindex("epoch 3/3")]
+    # ... and what comes after it starts a line of its own
+    assert any(piece.startswith("fastmlp      test accuracy") for piece in pieces), pieces
 
 
 def test_train_on_a_csv_with_regression_and_plot(tmp_path):
