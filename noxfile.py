@@ -25,6 +25,9 @@ OLDEST_PINS = [
     "threadpoolctl==3.1.0",
     "tbb==2021.6.0",
     "rich==13.0.0",
+    "skl2onnx==1.16.0",
+    "onnx==1.16.0",
+    "onnxruntime==1.16.3",
 ]
 
 
