@@ -995,7 +995,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Bias vectors.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (string column names only).
     n_iter_ : int
         Number of iterations the solver ran.

@@ -340,7 +340,7 @@ class Network:
         self._make_views()
 
     def astype(self, dtype):
-        """A copy of this network in another precision.
+        """A copy of this network (of the same class) in another precision.
 
         Everything that defines the network (layer sizes, activations, loss
         and its ``huber_delta``, dropout, initialisation, optimizer and its
@@ -362,7 +362,7 @@ class Network:
         state["dtype"] = dtype
         for key in ("_params", "_state1", "_state2"):
             state[key] = state[key].astype(dtype)
-        twin = Network.__new__(Network)
+        twin = type(self).__new__(type(self))  # a subclass stays a subclass
         twin.__setstate__(state)
         return twin
 

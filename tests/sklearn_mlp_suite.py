@@ -6,7 +6,7 @@ Copies ``sklearn/neural_network/tests/test_mlp.py`` into a temporary directory
 with only the estimators' import swapped to fastmlp's, and runs it with pytest.
 The tests listed in ``NOT_FOR_FASTMLP`` are deselected by name, each for the
 reason given there: they set or read scikit-learn's private internals, or pin
-a behaviour where fastmlp deliberately differs (documented in the README).
+a behaviour where fastmlp deliberately differs (documented in docs/user_guide/differences.md).
 Exits with pytest's status; CI runs it.
 """
 

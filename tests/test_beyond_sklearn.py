@@ -318,6 +318,12 @@ def test_astype_copies_the_whole_network():
     twin.params[0] += 1
     assert twin.params[0] != net.params[0]
 
+    class Subclass(Network):  # e.g. a network with an instrumented gradient
+        pass
+
+    sub = Subclass([3, 4, 1], random_state=0)
+    assert type(sub.astype("float32")) is Subclass
+
 
 def test_gradient_check_uses_the_estimators_huber_delta(monkeypatch):
     rng = np.random.RandomState(0)
