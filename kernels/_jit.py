@@ -99,6 +99,11 @@ def jit(func=None, **overrides):
     options = dict(nogil=True, error_model="numpy", fastmath=False)
     options.update(overrides)
     cache = options.pop("cache", CACHE)
+    if options.pop("internal", False):
+        # Called only from other kernels: no Python or C entry point to
+        # generate, optimize and emit (it saves compile time, and more the
+        # more arguments a kernel takes).
+        options.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
     def decorate(f):
         if DISABLE_JIT:

@@ -161,7 +161,7 @@ def minibatch_epoch(
     return total
 
 
-@jit
+@jit(internal=True)
 def _split_half(
     h, X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params, layer_sizes,
     w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
@@ -189,7 +189,7 @@ def _split_half(
         half_weight[h] = 0.0
 
 
-@jit
+@jit(internal=True)
 def _split_step_task(
     c, nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf, xbuf,
     gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv, lr_t, hyper, unit,
@@ -243,7 +243,7 @@ def _split_step_task(
 # parallel pipeline and parfor lowering cost grow with the size of the function
 # that holds the loop. The loop index is passed on as int64 (prange's is
 # unsigned), so the serial and threaded callers share one compiled callee.
-@jit(parallel=PRANGE_ONLY)
+@jit(parallel=PRANGE_ONLY, internal=True)
 def _split_halves_threaded(
     X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params, layer_sizes,
     w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
@@ -259,7 +259,7 @@ def _split_halves_threaded(
         )
 
 
-@jit(parallel=PRANGE_ONLY)
+@jit(parallel=PRANGE_ONLY, internal=True)
 def _split_step_threaded(
     nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf, xbuf,
     gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv, lr_t, hyper, unit,

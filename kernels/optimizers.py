@@ -136,7 +136,7 @@ def flush_velocities(S, threshold):
             S[i] = 0
 
 
-@jit(fastmath=UPDATE_FASTMATH)
+@jit(fastmath=UPDATE_FASTMATH, internal=True)
 def update_rank1_fused(
     opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_next, k0, k1
 ):
@@ -344,7 +344,7 @@ ROW_BLOCKS = 8
 BLOCKED_LAYER_SIZE = 32768
 
 
-@jit
+@jit(internal=True)
 def update_layer(
     opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_next, threaded,
     sq_parts, out_parts,
@@ -389,7 +389,7 @@ def update_layer(
     return sum_block_parts(sq_parts, out_parts, n_blocks, out_next if fuse else out_next[:0])
 
 
-@jit
+@jit(internal=True)
 def sum_block_parts(sq_parts, out_parts, n_blocks, out_next):
     """The row blocks' results, added in block order (whatever thread ran them).
 
@@ -409,7 +409,7 @@ def sum_block_parts(sq_parts, out_parts, n_blocks, out_next):
     return sq
 
 
-@jit(parallel=PRANGE_ONLY)
+@jit(parallel=PRANGE_ONLY, internal=True)
 def _update_blocks_threaded(
     opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, n_blocks, sq_parts, out_parts
 ):

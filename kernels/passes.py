@@ -19,7 +19,7 @@ from .packing import batch_block, bias_view, coef_sq_norm, gate_view, layout, we
 from .threads import begin_call, cycles, record_step, set_chunk_size, use_threads
 
 
-@jit
+@jit(internal=True)
 def forward_batch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
@@ -121,7 +121,7 @@ def forward_batch(
     return out
 
 
-@jit
+@jit(internal=True)
 def backward_batch(
     X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
@@ -237,7 +237,7 @@ def backward_batch(
             )
 
 
-@jit
+@jit(internal=True)
 def batch_loss_and_raw_gradients(
     X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
@@ -412,7 +412,7 @@ def predict_batches(
                 out[start + r, j] = z[r, j]
 
 
-@jit
+@jit(internal=True)
 def _predict_chunk(
     chunk_index, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes,
     act_codes, act_param, out, abuf, xbuf,
@@ -595,7 +595,7 @@ def loss_and_gradients(
     return loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
 
 
-@jit
+@jit(internal=True)
 def _objective_half(
     h, X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, params,
     layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param, no_dropout, rng_state,

@@ -305,7 +305,7 @@ def sgd_epoch(
     return total
 
 
-@jit
+@jit(internal=True)
 def _update_upper_layers(
     opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1,
     SB2, d_all, alpha, inv, lr_t, hyper, threaded, sq_parts, out_parts,
@@ -351,7 +351,7 @@ def _update_upper_layers(
     return sq, bsq
 
 
-@jit(parallel=PRANGE_ONLY)
+@jit(parallel=PRANGE_ONLY, internal=True)
 def _step_first_and_upper_threaded(
     opt, W0, V01, V02, x, d0, alpha, inv, lr_t, hyper, x_next, n_blocks, sq_parts, out_parts,
     params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1, SB2,
@@ -387,7 +387,7 @@ def _step_first_and_upper_threaded(
 SHORT_ROW = 32
 
 
-@jit
+@jit(internal=True)
 def _outer_size(layer_sizes):
     """Scratch for :func:`sgd_epoch`'s short-row layers: their largest size."""
     size = 0
@@ -398,7 +398,7 @@ def _outer_size(layer_sizes):
     return size
 
 
-@jit(fastmath={"reassoc"})
+@jit(fastmath={"reassoc"}, internal=True)
 def _matvec(W, b, out):
     """``out = W @ b``, row by row with ``W[k, j]`` indexing: no row views and
     one call per layer, since each view or call costs atomic reference counts."""

@@ -228,7 +228,7 @@ def use_threads(policy):
     return policy[P_ENABLED] == 2 or (policy[P_ENABLED] == 1 and policy[P_MODE] != 0)
 
 
-@jit
+@jit(internal=True)
 def record_step(policy, threaded, elapsed, rows):
     """Account a step of ``rows`` rows that took ``elapsed`` cycles in mode
     ``threaded``, and choose the mode of the next segment when this one ends."""
