@@ -496,11 +496,7 @@ class Network:
         big_enough = _threads.split_predict(n, params.size)
         with blas_on_one_thread():
             K.predict_chunks(
-                Xd,
-                data,
-                indices,
-                indptr,
-                is_sparse,
+                (Xd, data, indices, indptr, is_sparse),
                 params,
                 sizes,
                 codes,
@@ -574,11 +570,7 @@ class Network:
             raise ValueError("sample weights sum to zero")
         grads = np.empty_like(self._params)
         args = (
-            Xd,
-            data,
-            indices,
-            indptr,
-            is_sparse,
+            (Xd, data, indices, indptr, is_sparse),
             Y,
             sw,
             self._params,
@@ -720,11 +712,7 @@ class Network:
                 abuf, dbuf, gbuf, _ = self._buffer(1)
                 xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
                 total = K.sgd_epoch(
-                    Xd,
-                    data,
-                    indices,
-                    indptr,
-                    is_sparse,
+                    (Xd, data, indices, indptr, is_sparse),
                     Y,
                     sw,
                     order,
@@ -790,11 +778,7 @@ class Network:
             xbuf = np.empty((0, 0), dtype=self.dtype)
         grads = np.empty_like(self._params)
         return K.minibatch_epoch(
-            Xd,
-            data,
-            indices,
-            indptr,
-            is_sparse,
+            (Xd, data, indices, indptr, is_sparse),
             Y,
             sw,
             order,

@@ -30,7 +30,7 @@ from .threads import begin_call, cycles, record_step, use_threads
 
 @jit
 def minibatch_epoch(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, batch_size,
+    X, Y, sample_weight, order, batch_size,
     params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
     loss_scale, opt, lr, hyper, state1, state2, step, grads, abuf, dbuf, gbuf, xbuf, info,
 ):
@@ -50,16 +50,9 @@ def minibatch_epoch(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     Y : ndarray of shape (n_samples, n_outputs)
         Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
     sample_weight : ndarray of shape (n_samples,)
@@ -132,7 +125,7 @@ def minibatch_epoch(
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         loss_sum, sw_sum = batch_loss_and_raw_gradients(
-            X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+            X, Y, sample_weight, order,
             unliteral(False), start, nb, params, layer_sizes, w_off, b_off, unit_off,
             batch_size, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
             abuf, dbuf, gbuf, xbuf, grads, unliteral(0), unliteral(False),
@@ -163,7 +156,7 @@ def minibatch_epoch(
 
 @jit(internal=True)
 def _split_half(
-    h, X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params, layer_sizes,
+    h, X, Y, sample_weight, order, start, nb, params, layer_sizes,
     w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
     loss_param, abuf, dbuf, gbuf, xbuf, upper_grads, size0, half_loss, half_weight,
 ):
@@ -176,7 +169,7 @@ def _split_half(
     h_rows = first if h == 0 else nb - first
     if h_rows > 0:
         result = batch_loss_and_raw_gradients(
-            X_dense, no_sparse, no_index, no_index, unliteral(False), Y, sample_weight,
+            X, Y, sample_weight,
             order, unliteral(False), start + h * first, h_rows, params, layer_sizes,
             w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates,
             rng_state, loss_code, loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h],
@@ -245,14 +238,14 @@ def _split_step_task(
 # unsigned), so the serial and threaded callers share one compiled callee.
 @jit(parallel=PRANGE_ONLY, internal=True)
 def _split_halves_threaded(
-    X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params, layer_sizes,
+    X, Y, sample_weight, order, start, nb, params, layer_sizes,
     w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
     loss_param, abuf, dbuf, gbuf, xbuf, upper_grads, size0, half_loss, half_weight,
 ):
     """Both :func:`_split_half` calls of a batch as two tasks on the thread pool."""
     for h in prange(2):
         _split_half(
-            np.int64(h), X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb,
+            np.int64(h), X, Y, sample_weight, order, start, nb,
             params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
             drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
             upper_grads, size0, half_loss, half_weight,
@@ -390,8 +383,9 @@ def minibatch_epoch_split(
     unit = np.ones(1, dtype=params.dtype)
     scratch = np.empty(1, dtype=params.dtype)
     gemm_scalars = np.array([1.0, 0.0, 1.0], dtype=params.dtype)  # alpha, beta 0, beta 1
-    no_sparse = np.empty(0, dtype=params.dtype)
-    no_index = np.empty(0, dtype=np.int64)  # as the CSR arrays: one compiled callee
+    # the input tuple of the other kernels, CSR arrays empty: one compiled callee
+    no_index = np.empty(0, dtype=np.int64)
+    X = (X_dense, np.empty(0, dtype=params.dtype), no_index, no_index, unliteral(False))
     half_loss = np.zeros(2)
     half_weight = np.zeros(2)
     upper_sq = np.zeros(2)
@@ -406,7 +400,7 @@ def minibatch_epoch_split(
         started = cycles()
         if threaded:
             _split_halves_threaded(
-                X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params,
+                X, Y, sample_weight, order, start, nb, params,
                 layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
                 drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
                 upper_grads, size0, half_loss, half_weight,
@@ -414,7 +408,7 @@ def minibatch_epoch_split(
         else:
             for h in range(2):
                 _split_half(
-                    h, X_dense, no_sparse, no_index, Y, sample_weight, order, start, nb, params,
+                    h, X, Y, sample_weight, order, start, nb, params,
                     layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
                     drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
                     upper_grads, size0, half_loss, half_weight,

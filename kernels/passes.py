@@ -1,8 +1,9 @@
 """Passes over a batch of rows: forward, loss and backward, predict, the full-batch objective.
 
-Layout of parameters and work arrays: :mod:`fastmlp.kernels.packing`. Input ``X``
-is either dense (``X_dense`` 2-D, C-contiguous) or CSR (``X_data``,
-``X_indices``, ``X_indptr``); ``is_sparse`` says which, the other arrays being
+Layout of parameters and work arrays: :mod:`fastmlp.kernels.packing`. Input
+``X`` is one tuple ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``: dense
+rows (``X_dense`` 2-D, C-contiguous) or CSR arrays (``X_data``, ``X_indices``,
+``X_indptr``, int64 indices); ``is_sparse`` says which, the other arrays being
 empty placeholders, so one compiled function serves both. ``drop_rates``
 (float64) holds one dropout rate per hidden layer and ``rng_state``
 (uint64[1]) the dropout stream; ``loss_param`` is the Huber threshold.
@@ -21,7 +22,7 @@ from .threads import begin_call, cycles, record_step, set_chunk_size, use_thread
 
 @jit(internal=True)
 def forward_batch(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
+    X, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
     drop_rates, rng_state, abuf, gbuf, xbuf,
 ):
@@ -34,16 +35,9 @@ def forward_batch(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     order : ndarray of int64
         Rows to take, in this order (the epoch's shuffle).
     in_order : bool
@@ -84,6 +78,7 @@ def forward_batch(
     xbuf : ndarray
         Work array: the batch's gathered input rows.
     """
+    X_dense, X_data, X_indices, X_indptr, is_sparse = X
     n_weight_layers = layer_sizes.shape[0] - 1
     out = batch_block(abuf, batch_max, unit_off, layer_sizes, 1, nb)
     if is_sparse:
@@ -123,7 +118,7 @@ def forward_batch(
 
 @jit(internal=True)
 def backward_batch(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
+    X, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
     abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
 ):
@@ -136,16 +131,9 @@ def backward_batch(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     order : ndarray of int64
         Rows to take, in this order (the epoch's shuffle).
     in_order : bool
@@ -193,6 +181,7 @@ def backward_batch(
         Leave out the first layer's weight gradient (the split epoch forms it
         by row blocks).
     """
+    X_dense, X_data, X_indices, X_indptr, is_sparse = X
     n_weight_layers = layer_sizes.shape[0] - 1
     for l in range(n_weight_layers - 1, -1, -1):
         fi = layer_sizes[l]
@@ -239,7 +228,7 @@ def backward_batch(
 
 @jit(internal=True)
 def batch_loss_and_raw_gradients(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, in_order, start, nb,
+    X, Y, sample_weight, order, in_order, start, nb,
     params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
     rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
 ):
@@ -254,16 +243,9 @@ def batch_loss_and_raw_gradients(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     Y : ndarray of shape (n_samples, n_outputs)
         Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
     sample_weight : ndarray of shape (n_samples,)
@@ -323,7 +305,7 @@ def batch_loss_and_raw_gradients(
     """
     n_weight_layers = layer_sizes.shape[0] - 1
     z = forward_batch(
-        X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
+        X, order, in_order, start, nb,
         params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
         drop_rates, rng_state, abuf, gbuf, xbuf,
     )
@@ -343,7 +325,7 @@ def batch_loss_and_raw_gradients(
             for j in range(delta.shape[1]):
                 delta[r, j] *= w
     backward_batch(
-        X_dense, X_data, X_indices, X_indptr, is_sparse, order, in_order, start, nb,
+        X, order, in_order, start, nb,
         params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
         abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
     )
@@ -352,7 +334,7 @@ def batch_loss_and_raw_gradients(
 
 @jit
 def predict_batches(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes, act_codes,
+    X, params, layer_sizes, act_codes,
     act_param, out, abuf, xbuf,
 ):
     """Output activations of every row of X into ``out``, in chunks of the buffers' size.
@@ -362,16 +344,9 @@ def predict_batches(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     params : ndarray of shape (n_params,)
         Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
         epochs update them in place.
@@ -402,7 +377,7 @@ def predict_batches(
     for start in range(0, n, batch_max):
         nb = min(batch_max, n - start)
         z = forward_batch(
-            X_dense, X_data, X_indices, X_indptr, is_sparse, order, unliteral(True), start, nb,
+            X, order, unliteral(True), start, nb,
             params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
             no_dropout, rng_state, abuf, no_gates, xbuf,
         )
@@ -414,25 +389,26 @@ def predict_batches(
 
 @jit(internal=True)
 def _predict_chunk(
-    chunk_index, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes,
+    chunk_index, h, chunk, X, params, layer_sizes,
     act_codes, act_param, out, abuf, xbuf,
 ):
     """Rows ``chunk_index * chunk`` to the next chunk's start (or the end)
     through :func:`predict_batches`, on ``abuf[h]``; nothing past the end."""
+    X_dense, X_data, X_indices, X_indptr, is_sparse = X
     n = out.shape[0]
     r0 = chunk_index * chunk
     if r0 < n:
         r1 = min(n, r0 + chunk)
         # CSR rows: a slice of indptr still points into the whole data / indices
         predict_batches(
-            X_dense[r0:r1], X_data, X_indices, X_indptr[r0 : r1 + 1], is_sparse, params,
+            (X_dense[r0:r1], X_data, X_indices, X_indptr[r0 : r1 + 1], is_sparse), params,
             layer_sizes, act_codes, act_param, out[r0:r1], abuf[h], xbuf,
         )
 
 
 @jit(parallel=PRANGE_ONLY)
 def predict_chunks(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, params, layer_sizes, act_codes,
+    X, params, layer_sizes, act_codes,
     act_param, out, abuf, xbuf, policy,
 ):
     """Output activations of every row of X into ``out``, in chunks of rows
@@ -452,16 +428,9 @@ def predict_chunks(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     params : ndarray of shape (n_params,)
         Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
         epochs update them in place.
@@ -499,15 +468,14 @@ def predict_chunks(
             previous = set_chunk_size(1)
             for h in prange(group):
                 _predict_chunk(
-                    first + np.int64(h), np.int64(h), chunk, X_dense, X_data, X_indices,
-                    X_indptr, is_sparse,
+                    first + np.int64(h), np.int64(h), chunk, X,
                     params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
                 )
             set_chunk_size(previous)
         else:
             for h in range(group):
                 _predict_chunk(
-                    first + h, h, chunk, X_dense, X_data, X_indices, X_indptr, is_sparse,
+                    first + h, h, chunk, X,
                     params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
                 )
         if first + 1 < n_chunks:
@@ -517,7 +485,7 @@ def predict_chunks(
 
 @jit
 def loss_and_gradients(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, params, layer_sizes,
+    X, Y, sample_weight, params, layer_sizes,
     act_codes, act_param, loss_code, loss_param, loss_scale, alpha, grads, abuf, dbuf, gbuf, xbuf,
 ):
     """Loss and gradients at the current weights over all rows, as scikit-learn's ``_backprop``.
@@ -530,16 +498,9 @@ def loss_and_gradients(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     Y : ndarray of shape (n_samples, n_outputs)
         Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
     sample_weight : ndarray of shape (n_samples,)
@@ -580,7 +541,7 @@ def loss_and_gradients(
     no_dropout = np.zeros(layer_sizes.shape[0] - 1)
     rng_state = np.zeros(1, dtype=np.uint64)
     loss_sum, sw_sum = batch_loss_and_raw_gradients(
-        X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+        X, Y, sample_weight, order,
         unliteral(True), unliteral(0), n, params, layer_sizes, w_off, b_off, unit_off, n,
         act_codes, act_param, no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf,
         xbuf, grads, unliteral(0), unliteral(False),
@@ -597,7 +558,7 @@ def loss_and_gradients(
 
 @jit(internal=True)
 def _objective_half(
-    h, X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order, params,
+    h, X, Y, sample_weight, order, params,
     layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param, no_dropout, rng_state,
     loss_code, loss_param, abuf, dbuf, gbuf, xbuf, half_grads, half_loss, half_weight,
 ):
@@ -609,7 +570,7 @@ def _objective_half(
     h_rows = first if h == 0 else n - first
     if h_rows > 0:
         result = batch_loss_and_raw_gradients(
-            X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+            X, Y, sample_weight, order,
             unliteral(True), h * first, h_rows, params, layer_sizes, w_off, b_off, unit_off,
             half_max, act_codes, act_param, no_dropout, rng_state, loss_code, loss_param,
             abuf[h], dbuf[h], gbuf[h], xbuf, half_grads[h], unliteral(0), unliteral(False),
@@ -625,7 +586,7 @@ def _objective_half(
 
 @jit(parallel=PRANGE_ONLY)
 def loss_and_gradients_split(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, params, layer_sizes,
+    X, Y, sample_weight, params, layer_sizes,
     act_codes, act_param, loss_code, loss_param, loss_scale, alpha, grads, half_grads, abuf,
     dbuf, gbuf, xbuf, policy,
 ):
@@ -641,16 +602,9 @@ def loss_and_gradients_split(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     Y : ndarray of shape (n_samples, n_outputs)
         Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
     sample_weight : ndarray of shape (n_samples,)
@@ -702,7 +656,7 @@ def loss_and_gradients_split(
     if threaded:
         for h in prange(2):
             _objective_half(
-                np.int64(h), X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight,
+                np.int64(h), X, Y, sample_weight,
                 order,
                 params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
                 no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
@@ -711,7 +665,7 @@ def loss_and_gradients_split(
     else:
         for h in range(2):
             _objective_half(
-                h, X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+                h, X, Y, sample_weight, order,
                 params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
                 no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
                 half_grads, half_loss, half_weight,

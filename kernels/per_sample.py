@@ -38,7 +38,7 @@ from .threads import begin_call, cycles, record_step, use_threads
 
 @jit
 def sgd_epoch(
-    X_dense, X_data, X_indices, X_indptr, is_sparse, Y, sample_weight, order,
+    X, Y, sample_weight, order,
     params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
     loss_scale, opt, lr, hyper, state1, state2, step, abuf, dbuf, gbuf, xwork, info, policy,
 ):
@@ -76,16 +76,9 @@ def sgd_epoch(
 
     Parameters
     ----------
-    X_dense : ndarray of shape (n_samples, n_features), C-contiguous
-        Dense input; an empty placeholder when ``is_sparse``.
-    X_data : ndarray
-        CSR values of X (empty placeholder for dense X).
-    X_indices : ndarray of int64
-        CSR column indices of X (empty placeholder for dense X).
-    X_indptr : ndarray of int64
-        CSR row pointers of X (empty placeholder for dense X).
-    is_sparse : bool
-        Whether X is the CSR arrays rather than ``X_dense``.
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`).
     Y : ndarray of shape (n_samples, n_outputs)
         Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
     sample_weight : ndarray of shape (n_samples,)
@@ -142,6 +135,7 @@ def sgd_epoch(
         Thread policy of this kind of step (:mod:`fastmlp.kernels.threads`);
         updated.
     """
+    X_dense, X_data, X_indices, X_indptr, is_sparse = X
     w_off, b_off, unit_off = layout(layer_sizes)
     n_weight_layers = layer_sizes.shape[0] - 1
     n = order.shape[0]

@@ -96,7 +96,7 @@ def test_minibatch_with_batch_size_one_equals_per_sample_epoch(rng, solver, opti
         K.make_hyper(alpha=0.01, tiny=np.finfo(np.float64).tiny, **twin._opt_settings)
     )
     total = K.minibatch_epoch(
-        *Xk[:5],
+        tuple(Xk[:5]),
         np.ascontiguousarray(Y, dtype=np.float64),
         np.ones(X.shape[0]),
         order.astype(np.int64),
