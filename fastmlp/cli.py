@@ -547,6 +547,9 @@ def _progress_printer():
     # clones its regressor) deep-copies the callbacks list, and functions are
     # copied by reference, so the clone's fit and .close() share the bar.
     state = {}
+    # decided once: while the bar is up, rich redirects sys.stdout (and older
+    # rich's proxy does not say it is a terminal)
+    on_terminal = sys.stdout.isatty()
 
     def show(model, info):
         epoch, total = info["epoch"], model.max_iter
@@ -554,7 +557,7 @@ def _progress_printer():
         if info["validation_score"] is not None:
             text += f"  validation {info['validation_score']:.4f}"
         text += f"  {info['samples_per_s']:,.0f} samples/s"
-        if not sys.stdout.isatty():
+        if not on_terminal:
             print(f"epoch {epoch}/{total}  {text}", flush=True)
             return False
         if "progress" not in state:
