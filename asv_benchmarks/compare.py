@@ -16,6 +16,14 @@ thread (``FASTMLP_THREADS=0``) and scikit-learn, in interleaved rounds, and
 prints the medians with the ranges over rounds and the ratios under each load.
 
     python asv_benchmarks/compare.py --load [--repeats 3] [--configs sgd_1,sgd_32]
+
+With ``--wide-sparse`` it times SGD with scikit-learn's defaults on CSR rows
+of 50 non-zeros (64 hidden units, 5 classes) as the number of columns grows
+from 10^3 to 10^6: samples/s of one ``partial_fit`` epoch, fastmlp in float64
+and float32 beside scikit-learn (on a subsample: it touches every weight at
+every step), in interleaved rounds; medians with the ranges over rounds.
+
+    python asv_benchmarks/compare.py --wide-sparse [--repeats 3]
 """
 
 import argparse
@@ -36,6 +44,8 @@ from benchmarks.common import (
     TorchMLP,
     rates_side_by_side,
     torch_available,
+    wide_sparse_data,
+    wide_sparse_rate,
 )
 
 
@@ -150,6 +160,11 @@ def main():
         help="peak memory of a fitted model's refit, warm_start fit and partial_fit instead",
     )
     parser.add_argument(
+        "--wide-sparse",
+        action="store_true",
+        help="SGD on CSR input from 10^3 to 10^6 columns instead",
+    )
+    parser.add_argument(
         "--configs",
         default=",".join(LOAD_CONFIGS),
         help="with --load: comma-separated configurations",
@@ -160,6 +175,8 @@ def main():
         return under_load(args.configs.split(","), args.repeats)
     if args.refit_memory:
         return refit_memory()
+    if args.wide_sparse:
+        return wide_sparse(args.repeats)
     from sklearn.neural_network import MLPClassifier as SkMLP
 
     from fastmlp import MLPClassifier
@@ -255,6 +272,58 @@ def main():
             ours = peak_fit_mib(lambda: MLPClassifier(**kw), X, y[:n_mem])
             sk = peak_fit_mib(lambda: SkMLP(**kw), X, y[:n_mem])
             print(f"| sgd, batch {bs} | {dtype} | {ours:.1f} | {sk:.1f} | {ours / sk:.2f} |")
+
+
+def wide_sparse(rounds, widths=(1_000, 10_000, 100_000, 1_000_000), n_rows=20_000):
+    """The wide sparse table: samples/s of a ``partial_fit`` epoch per width and
+    batch size, fastmlp (float64, float32) and scikit-learn, each configuration
+    timed once per round, rounds interleaved."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from fastmlp import MLPClassifier
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"{rounds} interleaved rounds; load average before: {os.getloadavg()[0]:.2f}\n"
+        f"CSR, 50 non-zeros per row, 64 hidden units, 5 classes, SGD with scikit-learn's "
+        f"defaults; fastmlp on {n_rows:,} rows, scikit-learn on 2,000,000 / n_features rows"
+    )
+    classes = np.arange(5)
+    data = {n: wide_sparse_data(n_rows, n) for n in widths}
+    cases = [(n, bs) for n in widths for bs in (1, 32)]
+    rates = {case: {"float64": [], "float32": [], "sklearn": []} for case in cases}
+    for _ in range(rounds):
+        for n, bs in cases:
+            X, y = data[n]
+            settings = dict(solver="sgd", hidden_layer_sizes=(64,), batch_size=bs, random_state=0)
+            for dtype in ("float64", "float32"):
+                model = MLPClassifier(dtype=dtype, **settings)
+                rates[n, bs][dtype].append(wide_sparse_rate(model, X, y, classes))
+            if n < 1_000_000:
+                n_sk = max(2 * bs, 2_000_000 // n)
+                rates[n, bs]["sklearn"].append(
+                    wide_sparse_rate(SkMLP(**settings), X[:n_sk], y[:n_sk], classes)
+                )
+    print(
+        "\n| n_features | batch | fastmlp float64 | vs 10^3 | fastmlp float32 | "
+        "scikit-learn | fastmlp / scikit-learn |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+    def cell(values):
+        return f"{np.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+    for n, bs in cases:
+        r = rates[n, bs]
+        ours = np.median(r["float64"])
+        flat = ours / np.median(rates[widths[0], bs]["float64"])
+        sk = cell(r["sklearn"]) if r["sklearn"] else "n/a"
+        ratio = f"{ours / np.median(r['sklearn']):,.0f}x" if r["sklearn"] else "n/a"
+        print(
+            f"| {n:,} | {bs} | {cell(r['float64'])} | {flat:.2f} | {cell(r['float32'])} | "
+            f"{sk} | {ratio} |",
+            flush=True,
+        )
 
 
 def under_load(configs, rounds):

@@ -429,7 +429,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self._fit_lbfgs(X, Y, sample_weight, tasks)
         tasks.end()
         network.release_buffers()
-        if not np.isfinite(network.params).all():  # the kernels should never let this happen
+        params = network.params
+        # the kernels should never let this happen; min and max propagate NaN
+        # and need no temporary as large as the model
+        if params.size and not (np.isfinite(params.min()) and np.isfinite(params.max())):
             raise ValueError(_NONFINITE_WEIGHTS)
         return self
 

@@ -653,7 +653,10 @@ class Network:
         learning_rate : float
         batch_size : int, default=1
             1 runs the fused per-sample kernel; larger sizes step once per batch
-            of ``order`` (the last batch possibly shorter).
+            of ``order`` (the last batch possibly shorter). SGD on CSR input
+            steps only the first-layer rows a batch touches and catches the
+            others up exactly when next touched (at any batch size; see
+            :mod:`fastmlp.kernels.sparse_sgd`).
         order : array-like of int, default=None
             Sample visiting order (e.g. a shuffled ``arange``); default in order.
         alpha : float, default=0.0
@@ -708,7 +711,28 @@ class Network:
             self._step,
         )
         try:
-            if batch_size == 1:
+            if is_sparse and self._opt_code == K.OPTIMIZER_CODES["sgd"]:
+                # a step costs O(non-zeros x width): idle first-layer rows are
+                # caught up exactly when touched (fastmlp.kernels.sparse_sgd)
+                abuf, dbuf, gbuf, _ = self._buffer(batch_size, inputs=False)
+                first = self.layer_sizes[0] * self.layer_sizes[1]
+                total = K.sparse_sgd_epoch(
+                    (Xd, data, indices, indptr, is_sparse),
+                    Y,
+                    sw,
+                    order,
+                    batch_size,
+                    *common[:9],  # params .. loss_scale
+                    float(learning_rate),
+                    hyper,
+                    self._state1,
+                    np.empty(self._params.size - first, dtype=self.dtype),
+                    abuf,
+                    dbuf,
+                    gbuf,
+                    info,
+                )
+            elif batch_size == 1:
                 abuf, dbuf, gbuf, _ = self._buffer(1)
                 xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
                 total = K.sgd_epoch(

@@ -8,7 +8,8 @@ flat layout of parameters and work arrays), :mod:`.passes` (forward, loss and
 backward, predict, the full-batch objective), :mod:`.epoch` (what every
 epoch does around its steps), :mod:`.minibatch` (mini-batch
 epochs, whole or split in halves), :mod:`.per_sample` (the per-sample SGD
-epoch) and :mod:`.threads` (when a step runs on the thread pool: timed, step
+epoch), :mod:`.sparse_sgd` (SGD epochs on CSR input with lazy first-layer
+rows) and :mod:`.threads` (when a step runs on the thread pool: timed, step
 by step).
 """
 
@@ -20,6 +21,7 @@ from .optimizers import N_HYPER, OPTIMIZER_CODES, ROW_BLOCKS, make_hyper
 from .packing import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_WEIGHTS, STATUS_OK, layout
 from .passes import loss_and_gradients, loss_and_gradients_split, predict_batches, predict_chunks
 from .per_sample import sgd_epoch
+from .sparse_sgd import sparse_sgd_epoch
 from .threads import new_policy
 
 __all__ = [
@@ -43,4 +45,5 @@ __all__ = [
     "predict_batches",
     "predict_chunks",
     "sgd_epoch",
+    "sparse_sgd_epoch",
 ]

@@ -18,7 +18,9 @@ import os
 import warnings
 
 import numba
+from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.core.caching import FunctionCache
 from numba.core.extending import intrinsic
 
@@ -132,8 +134,53 @@ def unliteral(typingctx, value):
     return runtime_type(value), codegen
 
 
+# LLVM's prefetch intrinsic is named after its pointer type: ``i8*`` under the
+# typed pointers of older llvmlite (LLVM 14), ``ptr`` (opaque) under newer ones
+_TYPED_POINTERS = str(ir.IntType(8).as_pointer()) == "i8*"
+_PREFETCH = "llvm.prefetch.p0i8" if _TYPED_POINTERS else "llvm.prefetch.p0"
+
+
+@intrinsic
+def prefetch(typingctx, array, row, column):
+    """Ask the CPU to bring ``array[row, column]`` (2-D) into cache, without waiting.
+
+    A hint (a prefetch instruction): it never faults and retires at once, so a
+    loop can prefetch the rows it will need a few iterations ahead while it
+    works on the current one, keeping several cache misses in flight.
+    """
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array_value = context.make_array(array_type)(context, builder, args[0])
+        indices = [
+            context.cast(builder, value, value_type, types.intp)
+            for value, value_type in zip(args[1:], signature.args[1:])
+        ]
+        pointer = cgutils.get_item_pointer(
+            context, builder, array_type, array_value, indices, wraparound=False
+        )
+        byte_pointer = ir.IntType(8).as_pointer()
+        int32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]),
+            _PREFETCH,
+        )
+        # read, keep in all cache levels, data
+        builder.call(
+            function,
+            [builder.bitcast(pointer, byte_pointer), int32(0), int32(3), int32(1)],
+        )
+        return context.get_dummy_value()
+
+    return types.void(array, row, column), codegen
+
+
 if DISABLE_JIT:
 
     def unliteral(value):
         """``value`` itself (plain Python has no literal types)."""
         return value
+
+    def prefetch(array, row, column):
+        """Nothing (a cache hint has no meaning in plain Python)."""

@@ -48,6 +48,25 @@ def _csr_data(n_samples, n_features, density=0.01, seed=0):
     return X, y
 
 
+def wide_sparse_data(n_samples, n_features, nnz=50, n_classes=5, seed=0):
+    """CSR rows of ``nnz`` non-zeros among ``n_features`` columns (text, one-hot,
+    click logs), with labels: the wide sparse problem of issue 16."""
+    rng = np.random.RandomState(seed)
+    rows = np.repeat(np.arange(n_samples), nnz)
+    cols = rng.randint(0, n_features, n_samples * nnz)
+    X = sp.csr_matrix((rng.rand(n_samples * nnz), (rows, cols)), shape=(n_samples, n_features))
+    X.sum_duplicates()
+    return X, rng.randint(0, n_classes, n_samples)
+
+
+def wide_sparse_rate(estimator, X, y, classes):
+    """Samples/s of one ``partial_fit`` epoch over X, the model already
+    initialised (and compiled) by a ``partial_fit`` on a few rows: the cost a
+    user sees per epoch of online learning, setup excluded."""
+    estimator.partial_fit(X[:2], y[:2], classes=classes)
+    return X.shape[0] / timed(estimator.partial_fit, X, y)
+
+
 def get_data(n_samples=N_SAMPLES, n_features=N_FEATURES, dtype="float64", kind="dense"):
     """Train/test split of a synthetic 10-class problem (dense or CSR at 1%)."""
     X, y = (_dense_data if kind == "dense" else _csr_data)(n_samples + 1000, n_features)

@@ -22,6 +22,8 @@ from .common import (
     quiet,
     timed,
     torch_available,
+    wide_sparse_data,
+    wide_sparse_rate,
 )
 
 FAST = PROFILE == "fast"
@@ -136,6 +138,42 @@ class FastMLPScaling(_FitBench):
     def setup(self, n_samples):
         self.make = _fastmlp
         self._setup("sgd_200", "float32", "dense", n_samples=n_samples)
+
+
+class WideSparse:
+    """Per-sample and batch-32 SGD with scikit-learn's defaults (momentum 0.9,
+    Nesterov, alpha 1e-4) on CSR rows of 50 non-zeros, 64 hidden units, 5
+    classes, as the number of columns grows: samples/s of one ``partial_fit``
+    epoch. fastmlp's step costs O(non-zeros x width) whatever the width;
+    scikit-learn's touches every weight, so it runs on a subsample."""
+
+    params = (
+        ["fastmlp", "sklearn"],
+        [1_000, 10_000, 100_000, 1_000_000] if not FAST else [1_000, 100_000],
+        [1, 32],
+    )
+    param_names = ["library", "n_features", "batch_size"]
+    timeout = 900
+    number = 1
+    repeat = (1, 3, 60) if not FAST else (1, 1, 20)
+    warmup_time = 0
+
+    def setup(self, library, n_features, batch_size):
+        quiet()
+        if library == "sklearn" and n_features >= 1_000_000:
+            raise NotImplementedError("scikit-learn: a few rows per second at best; skipped")
+        n = 20_000 if library == "fastmlp" else max(2 * batch_size, 2_000_000 // n_features)
+        self.X, self.y = wide_sparse_data(n, n_features)
+        self.make = _fastmlp if library == "fastmlp" else _sklearn
+        self.settings = dict(
+            solver="sgd", hidden_layer_sizes=(64,), batch_size=batch_size, random_state=0
+        )
+        wide_sparse_rate(self.make(self.settings), self.X[:50], self.y[:50], np.arange(5))
+
+    def track_samples_per_second(self, library, n_features, batch_size):
+        return wide_sparse_rate(self.make(self.settings), self.X, self.y, np.arange(5))
+
+    track_samples_per_second.unit = "samples/s"
 
 
 class Predict:

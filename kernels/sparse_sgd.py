@@ -1,0 +1,509 @@
+"""SGD epochs on CSR input at a cost per step of O(non-zeros x width), not O(features x width).
+
+With L2 (``alpha > 0``) or momentum, every weight of the first layer moves at
+every step, even one whose input is zero in the whole batch: its data gradient
+is zero, and its weight ``w`` and velocity ``v`` follow a linear recurrence,
+
+    ``(w, v) <- M_t (w, v)``,
+
+with ``c_t = lr_t * alpha / sum(batch weights)`` and ``m`` the momentum:
+
+- plain SGD: ``w <- (1 - c) w`` (``v`` not used: ``M = [[1 - c, 0], [0, 1]]``);
+- momentum: ``v <- m v - c w``, ``w <- w + v``: ``M = [[1 - c, m], [-c, m]]``;
+- Nesterov: ``v <- m v - c w``, ``w <- (w - c w) + m v``:
+  ``M = [[1 - c - m c, m^2], [-c, m]]``.
+
+So a row of the first layer is left alone while its input is zero, and brought
+up to date ("just in time") when a batch touches it, by the product of the
+step matrices since it was last updated; then it takes its step from the data
+gradient as the dense step would. The step matrices go into a segment tree
+(``tree``: a product over any run of steps in O(log steps) 2x2 products,
+without inverting anything: the products shrink like ``m ** steps`` and an
+inverse would lose every digit). While every step has the same matrix (a
+constant learning rate and full batches of equal weights: the usual case),
+the products are its powers, kept in a table as the run grows (``powers``):
+one lookup instead of a walk up the tree. Every row is brought up to date at
+the end of the epoch, before returning early (divergence), and every
+``SEGMENT_STEPS`` steps (which bounds the tree); so nothing outside the
+kernel ever sees a row that is behind.
+
+A wide first layer does not fit in cache, and a step is bound by how fast its
+rows come from memory: the loops over the touched rows prefetch the rows a few
+places ahead (``PREFETCH_AHEAD``), so that their cache misses overlap.
+
+The L2 term of the loss needs ``sum(W0 ** 2)`` at every step. It is kept as
+three running second moments of the first layer, ``sum(w^2)``, ``sum(w v)``
+and ``sum(v^2)``, which a step matrix maps linearly; the rows a batch touches
+are then corrected from their virtual (idle) contribution to their actual one.
+They are recomputed exactly at every full catch-up.
+
+Arguments as in :mod:`fastmlp.kernels.minibatch`.
+"""
+
+import numpy as np
+
+from ._jit import jit, prefetch, unliteral
+from .epoch import begin_epoch, end_step, loss_is_finite
+from .optimizers import (
+    H_ALPHA,
+    H_MOMENTUM,
+    H_NESTEROV,
+    SGD,
+    UPDATE_FASTMATH,
+    step_learning_rate,
+    update_rank1,
+)
+from .packing import batch_block, coef_sq_norm, layout, row_view, weight_view
+from .passes import batch_loss_and_raw_gradients
+
+# Steps between two full catch-ups of the first layer: the tree holds the step
+# matrices of one such segment (2 * 65536 x 4 float64, 4 MB). A full catch-up
+# costs one pass over the first layer, ~1/65536 of a dense step per step.
+SEGMENT_STEPS = 65536
+
+
+@jit(internal=True)
+def _tree_reset(tree):
+    """Every node of the step tree to the identity (no steps yet)."""
+    for r in range(tree.shape[0]):
+        tree[r, 0] = 1.0
+        tree[r, 1] = 0.0
+        tree[r, 2] = 0.0
+        tree[r, 3] = 1.0
+
+
+@jit(internal=True)
+def _tree_push(tree, t, m00, m01, m10, m11):
+    """Record step ``t`` (from 1) of the segment: its leaf, then the products above it.
+
+    A node holds the product of its children's steps, the later one on the
+    left. (Scalars and indices throughout, no row views: a view costs two
+    atomic reference counts, more than the arithmetic here.)"""
+    capacity = tree.shape[0] // 2
+    node = capacity + t - 1
+    tree[node, 0] = m00
+    tree[node, 1] = m01
+    tree[node, 2] = m10
+    tree[node, 3] = m11
+    node //= 2
+    while node >= 1:
+        a = 2 * node + 1  # the later child
+        b = 2 * node
+        tree[node, 0] = tree[a, 0] * tree[b, 0] + tree[a, 1] * tree[b, 2]
+        tree[node, 1] = tree[a, 0] * tree[b, 1] + tree[a, 1] * tree[b, 3]
+        tree[node, 2] = tree[a, 2] * tree[b, 0] + tree[a, 3] * tree[b, 2]
+        tree[node, 3] = tree[a, 2] * tree[b, 1] + tree[a, 3] * tree[b, 3]
+        node //= 2
+
+
+@jit(internal=True)
+def _tree_product(tree, s, t):
+    """``M_t @ ... @ M_{s+1}``, the steps after step ``s`` up to step ``t``, as
+    ``(p00, p01, p10, p11)`` (the identity when ``s == t``)."""
+    capacity = tree.shape[0] // 2
+    if t == s + 1:  # the common case: a row touched at the previous step
+        leaf = capacity + s
+        return tree[leaf, 0], tree[leaf, 1], tree[leaf, 2], tree[leaf, 3]
+    # nodes gathered from the left end (earlier steps) and from the right end
+    l0, l1, l2, l3 = 1.0, 0.0, 0.0, 1.0
+    r0, r1, r2, r3 = 1.0, 0.0, 0.0, 1.0
+    lo = capacity + s
+    hi = capacity + t
+    while lo < hi:
+        if lo & 1:  # later than everything gathered on the left: multiply on the left
+            n0, n1, n2, n3 = tree[lo, 0], tree[lo, 1], tree[lo, 2], tree[lo, 3]
+            l0, l1, l2, l3 = (
+                n0 * l0 + n1 * l2, n0 * l1 + n1 * l3, n2 * l0 + n3 * l2, n2 * l1 + n3 * l3
+            )
+            lo += 1
+        if hi & 1:  # earlier than everything gathered on the right: on the right
+            hi -= 1
+            n0, n1, n2, n3 = tree[hi, 0], tree[hi, 1], tree[hi, 2], tree[hi, 3]
+            r0, r1, r2, r3 = (
+                r0 * n0 + r1 * n2, r0 * n1 + r1 * n3, r2 * n0 + r3 * n2, r2 * n1 + r3 * n3
+            )
+        lo //= 2
+        hi //= 2
+    return r0 * l0 + r1 * l2, r0 * l1 + r1 * l3, r2 * l0 + r3 * l2, r2 * l1 + r3 * l3
+
+
+@jit(internal=True)
+def _catch_up_row(W0, V0, k, s, t, tree, powers, run_start, with_velocity):
+    """Row ``k`` of the first layer (and its velocities), last brought up to
+    date after step ``s``, brought up to date after step ``t``.
+
+    When every step since ``s`` has had the same matrix (steps ``run_start``
+    on: the usual case, a constant learning rate and full batches of equal
+    weights), their product is ``powers[t - s]``; otherwise it comes from the
+    tree."""
+    if s == t:
+        return
+    if s + 1 >= run_start:
+        g = t - s
+        p00, p01, p10, p11 = powers[g, 0], powers[g, 1], powers[g, 2], powers[g, 3]
+    else:
+        p00, p01, p10, p11 = _tree_product(tree, s, t)
+    n = W0.shape[1]
+    if with_velocity:
+        for j in range(n):
+            w = np.float64(W0[k, j])
+            v = np.float64(V0[k, j])
+            W0[k, j] = p00 * w + p01 * v
+            V0[k, j] = p10 * w + p11 * v
+    else:
+        for j in range(n):
+            W0[k, j] = p00 * np.float64(W0[k, j])
+
+
+@jit(internal=True)
+def _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments):
+    """Every row of the first layer brought up to date after step ``t`` of the
+    segment; then the segment restarts (the tree emptied, ``last`` zeroed) and
+    ``moments`` is recomputed exactly from the weights."""
+    for k in range(W0.shape[0]):
+        _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
+        last[k] = 0
+    _tree_reset(tree)
+    _exact_moments(W0, V0, with_velocity, moments)
+
+
+@jit(fastmath=UPDATE_FASTMATH, internal=True)
+def _exact_moments(W0, V0, with_velocity, moments):
+    """``moments = [sum(W0 ** 2), sum(W0 * V0), sum(V0 ** 2)]`` (float64)."""
+    ww = 0.0
+    wv = 0.0
+    vv = 0.0
+    for k in range(W0.shape[0]):
+        for j in range(W0.shape[1]):
+            w = np.float64(W0[k, j])
+            ww += w * w
+            if with_velocity:
+                v = np.float64(V0[k, j])
+                wv += w * v
+                vv += v * v
+    moments[0] = ww
+    moments[1] = wv
+    moments[2] = vv
+
+
+@jit(fastmath=UPDATE_FASTMATH, internal=True)
+def _step_touched_row(
+    W0, V0, k, g, one, alpha, inv_weight, lr, mom, nesterov, with_velocity, m00, m01, m10,
+    m11, moments,
+):
+    """Row ``k``'s SGD step from its data gradient ``g``, with the arithmetic of
+    :func:`~fastmlp.kernels.optimizers.update_rank1`; ``moments``, which
+    counted the row as idle under the step ``M``, is corrected to its actual
+    values (one pass over the row)."""
+    lak = lr * (one * inv_weight)
+    law = lr * (alpha * inv_weight)
+    ww = 0.0
+    wv = 0.0
+    vv = 0.0
+    for j in range(W0.shape[1]):
+        w = W0[k, j]
+        if with_velocity:
+            v = V0[k, j]
+            wi = m00 * np.float64(w) + m01 * np.float64(v)
+            vi = m10 * np.float64(w) + m11 * np.float64(v)
+            if nesterov:
+                lg = lak * g[j] + law * w
+                v = mom * v - lg
+                q = (w - lg) + mom * v
+            else:
+                v = mom * v - (lak * g[j] + law * w)
+                q = w + v
+            V0[k, j] = v
+            W0[k, j] = q
+            qd = np.float64(q)
+            vd = np.float64(v)
+            ww += qd * qd - wi * wi
+            wv += qd * vd - wi * vi
+            vv += vd * vd - vi * vi
+        else:
+            wi = m00 * np.float64(w)
+            q = w - (lak * g[j] + law * w)
+            W0[k, j] = q
+            qd = np.float64(q)
+            ww += qd * qd - wi * wi
+    moments[0] += ww
+    moments[1] += wv
+    moments[2] += vv
+
+
+# Rows prefetched ahead of the one being worked on (a row of 64 float64 units
+# and its velocities are 16 cache lines)
+PREFETCH_AHEAD = 4
+
+
+@jit(inline="always")
+def _prefetch_row(W0, V0, k, with_velocity):
+    """Start loading row ``k`` of ``W0`` (and ``V0``) into cache, without waiting."""
+    n = W0.shape[1]
+    line = max(64 // W0.itemsize, 1)
+    for j in range(0, n, line):
+        prefetch(W0, k, j)
+    if with_velocity:
+        for j in range(0, n, line):
+            prefetch(V0, k, j)
+
+
+@jit(internal=True)
+def _max_touched_rows(X_indptr, order, batch_size, n_features):
+    """An upper bound on the first-layer rows a batch of ``order`` can touch."""
+    n = order.shape[0]
+    bound = 0
+    for start in range(0, n, batch_size):
+        count = 0
+        for r in range(start, min(n, start + batch_size)):
+            i = order[r]
+            count += X_indptr[i + 1] - X_indptr[i]
+        bound = max(bound, count)
+    return min(bound, n_features)
+
+
+@jit
+def sparse_sgd_epoch(
+    X, Y, sample_weight, order, batch_size,
+    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
+    loss_scale, lr, hyper, state1, upper_grads, abuf, dbuf, gbuf, info,
+):
+    """One SGD epoch (plain, momentum or Nesterov) on CSR input, with lazy first-layer rows.
+
+    The same epoch as :func:`~fastmlp.kernels.minibatch.minibatch_epoch`
+    (``batch_size > 1``) or :func:`~fastmlp.kernels.per_sample.sgd_epoch`
+    (``batch_size = 1``: rows of weight 0 are skipped before their forward
+    pass, as there) with ``opt = SGD``, to rounding: rows of the first layer
+    whose inputs are all zero in a batch are not touched then but caught up
+    exactly later (see the module docstring). A step costs O(non-zeros of the
+    batch x first-layer width + the upper layers), whatever the number of
+    features; the loss reported is the same, its L2 term included.
+
+    Parameters
+    ----------
+    X : tuple
+        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
+        (:mod:`fastmlp.kernels.passes`); CSR (``is_sparse`` true).
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
+    sample_weight : ndarray of shape (n_samples,)
+        Weight of every row.
+    order : ndarray of int64
+        Rows to take, in this order (the epoch's shuffle).
+    batch_size : int
+        Rows per batch (the last batch may be shorter); 1 for per-sample SGD.
+    params : ndarray of shape (n_params,)
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`);
+        updated in place.
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+    act_codes : ndarray of int64
+        Activation code of every weight layer, the output's last
+        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
+    act_param : float
+        Slope of leaky ReLU for negative inputs.
+    drop_rates : ndarray of float64
+        Dropout rate of every hidden layer (0: off).
+    rng_state : ndarray of uint64, shape (1,)
+        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced.
+    loss_code : int
+        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
+    loss_param : float
+        Huber threshold (unused by the other losses).
+    loss_scale : float
+        Factor on the data term of the reported loss (not on the gradient).
+    lr : float
+        Learning rate of this epoch.
+    hyper : ndarray of float64
+        Optimizer hyper-parameters and ``alpha``
+        (:func:`~fastmlp.kernels.optimizers.make_hyper`).
+    state1 : ndarray of shape (n_params,)
+        Velocities; updated (not used with ``momentum = 0``).
+    upper_grads : ndarray of shape (n_params - layer_sizes[0] * layer_sizes[1],)
+        Work array: the gradients of everything but the first layer's weights.
+    abuf : ndarray
+        Work array: activations (:mod:`fastmlp.kernels.packing`), for
+        ``batch_size`` rows.
+    dbuf : ndarray
+        Work array: deltas, laid out as ``abuf``.
+    gbuf : ndarray
+        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
+        layer needs them.
+    info : ndarray of int64, shape (2,)
+        Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
+
+    Returns
+    -------
+    total : float
+        The sum over batches of ``batch_loss * batch_rows``.
+    """
+    X_dense, X_data, X_indices, X_indptr, is_sparse = X
+    w_off, b_off, unit_off = layout(layer_sizes)
+    n = order.shape[0]
+    n_in = layer_sizes[0]
+    n_first = layer_sizes[1]
+    size0 = n_in * n_first
+    n_coef = b_off[0]
+    n_params = params.shape[0]
+    alpha = hyper[H_ALPHA]
+    mom = np.float64(hyper[H_MOMENTUM])
+    nesterov = hyper[H_NESTEROV] != 0
+    with_velocity = mom != 0
+    opt = unliteral(SGD)  # one compiled update loop, shared with the other epochs
+    zero = alpha * np.float32(0)
+    one = zero + np.float32(1)
+    unit = np.ones(1, dtype=params.dtype)
+    scratch = np.empty(1, dtype=params.dtype)
+    step = np.zeros(1, dtype=np.int64)  # (Adam's counter: unused by SGD)
+    W0 = weight_view(params, w_off, layer_sizes, 0)
+    V0 = weight_view(state1, w_off, layer_sizes, 0)
+    no_rows = np.empty((0, 0), dtype=params.dtype)
+
+    flush_at = begin_epoch(info, opt, hyper, state1)
+    upper_state = state1[size0:]  # flushed every FLUSH_INTERVAL steps; the first layer per epoch
+    n_batches = (n + batch_size - 1) // batch_size
+    capacity = 1
+    while capacity < min(max(n_batches, 1), SEGMENT_STEPS):
+        capacity *= 2
+    tree = np.empty((2 * capacity, 4))
+    _tree_reset(tree)
+    powers = np.empty((capacity + 1, 4))  # M^g for the run of equal steps
+    run_start = 1  # the first step of that run
+    run_c = -1.0
+    moments = np.empty(3)
+    _exact_moments(W0, V0, with_velocity, moments)
+    upper_sq = coef_sq_norm(params[size0:], n_coef - size0)
+    last = np.zeros(n_in, dtype=np.int64)  # the segment step each row is at
+    last_2d = last.reshape((n_in, 1))  # (for prefetch)
+    slot = np.full(n_in, -1, dtype=np.int64)  # a touched row's place in ``grad0``
+    max_touched = _max_touched_rows(X_indptr, order, batch_size, n_in)
+    touched = np.empty(max_touched, dtype=np.int64)
+    grad0 = np.empty((max_touched, n_first), dtype=params.dtype)
+
+    t = 0  # steps done in this segment
+    n_steps = 0
+    total = 0.0
+    for start in range(0, n, batch_size):
+        nb = min(batch_size, n - start)
+        if batch_size == 1 and sample_weight[order[start]] == 0:
+            info[0] = start + 1
+            continue
+        # the rows this batch reads and steps, brought up to date first
+        n_touched = 0
+        for r in range(nb):
+            i = order[start + r]
+            for p in range(X_indptr[i], X_indptr[i + 1]):
+                k = X_indices[p]
+                if slot[k] < 0:
+                    slot[k] = n_touched
+                    touched[n_touched] = k
+                    n_touched += 1
+        # a wide first layer does not fit in cache: the rows a few places ahead
+        # are prefetched (and the step each is at, further ahead), so that
+        # their cache misses overlap instead of being waited on one by one
+        for q in range(min(n_touched, 2 * PREFETCH_AHEAD)):
+            prefetch(last_2d, touched[q], 0)
+        for q in range(min(n_touched, PREFETCH_AHEAD)):
+            _prefetch_row(W0, V0, touched[q], with_velocity)
+        for q in range(n_touched):
+            if q + 2 * PREFETCH_AHEAD < n_touched:
+                prefetch(last_2d, touched[q + 2 * PREFETCH_AHEAD], 0)
+            if q + PREFETCH_AHEAD < n_touched:
+                _prefetch_row(W0, V0, touched[q + PREFETCH_AHEAD], with_velocity)
+            k = touched[q]
+            _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
+            last[k] = t
+        loss_sum, sw_sum = batch_loss_and_raw_gradients(
+            X, Y, sample_weight, order, unliteral(False), start, nb, params, layer_sizes,
+            w_off, b_off, unit_off, batch_size, act_codes, act_param, drop_rates, rng_state,
+            loss_code, loss_param, abuf, dbuf, gbuf, no_rows, upper_grads, size0,
+            unliteral(True),
+        )
+        sq = moments[0] + upper_sq
+        if sw_sum == 0:  # a batch of zero-weight rows carries no gradient
+            for q in range(n_touched):
+                slot[touched[q]] = -1
+            info[0] = start + nb
+            continue
+        batch_loss = loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
+        if not loss_is_finite(info, batch_loss):
+            _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments)
+            return total
+        total += batch_loss * nb
+        lr_t = step_learning_rate(opt, lr, hyper, step, scratch)
+        inv = one / sw_sum
+        # the first layer's gradient on the touched rows, summed in the order
+        # of the dense step (passes.backward_batch)
+        delta0 = batch_block(dbuf, batch_size, unit_off, layer_sizes, 1, nb)
+        for q in range(n_touched):
+            for j in range(n_first):
+                grad0[q, j] = 0
+        for r in range(nb):
+            i = order[start + r]
+            for p in range(X_indptr[i], X_indptr[i + 1]):
+                q = slot[X_indices[p]]
+                x = X_data[p]
+                for j in range(n_first):
+                    grad0[q, j] += x * delta0[r, j]
+        # this step's matrix for the idle rows (c as the dense step forms it)
+        scratch[0] = lr_t * (alpha * inv)
+        c = np.float64(scratch[0])
+        if not with_velocity:
+            m00, m01, m10, m11 = 1.0 - c, 0.0, 0.0, 1.0
+        elif nesterov:
+            m00, m01, m10, m11 = 1.0 - c - mom * c, mom * mom, -c, mom
+        else:
+            m00, m01, m10, m11 = 1.0 - c, mom, -c, mom
+        t += 1
+        _tree_push(tree, t, m00, m01, m10, m11)
+        if t == 1 or c != run_c:
+            run_start = t
+            run_c = c
+            powers[0, 0] = 1.0
+            powers[0, 1] = 0.0
+            powers[0, 2] = 0.0
+            powers[0, 3] = 1.0
+        g = t - run_start + 1
+        powers[g, 0] = m00 * powers[g - 1, 0] + m01 * powers[g - 1, 2]
+        powers[g, 1] = m00 * powers[g - 1, 1] + m01 * powers[g - 1, 3]
+        powers[g, 2] = m10 * powers[g - 1, 0] + m11 * powers[g - 1, 2]
+        powers[g, 3] = m10 * powers[g - 1, 1] + m11 * powers[g - 1, 3]
+        ww, wv, vv = moments[0], moments[1], moments[2]
+        moments[0] = m00 * m00 * ww + 2.0 * m00 * m01 * wv + m01 * m01 * vv
+        moments[1] = m00 * m10 * ww + (m00 * m11 + m01 * m10) * wv + m01 * m11 * vv
+        moments[2] = m10 * m10 * ww + 2.0 * m10 * m11 * wv + m11 * m11 * vv
+        # the touched rows: their step, and their moments from idle to actual
+        mom_t = hyper[H_MOMENTUM]
+        for q in range(min(n_touched, PREFETCH_AHEAD)):
+            _prefetch_row(W0, V0, touched[q], with_velocity)
+        for q in range(n_touched):
+            if q + PREFETCH_AHEAD < n_touched:
+                _prefetch_row(W0, V0, touched[q + PREFETCH_AHEAD], with_velocity)
+            k = touched[q]
+            _step_touched_row(
+                W0, V0, k, grad0[q], unit[0], alpha, inv, lr_t, mom_t, nesterov, with_velocity,
+                m00, m01, m10, m11, moments,
+            )
+            last[k] = t
+            slot[k] = -1
+        upper_sq = update_rank1(
+            opt, row_view(params, size0, n_coef), row_view(state1, size0, n_coef),
+            row_view(state1, size0, n_coef), unit, upper_grads[: n_coef - size0], alpha, inv,
+            lr_t, hyper,
+        )
+        bsq = update_rank1(
+            opt, row_view(params, n_coef, n_params), row_view(state1, n_coef, n_params),
+            row_view(state1, n_coef, n_params), unit, upper_grads[n_coef - size0 :], zero,
+            inv, lr_t, hyper,
+        )
+        n_steps += 1
+        if t == capacity:
+            _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments)
+            t = 0
+        if not end_step(
+            info, start + nb, moments[0] + upper_sq, bsq, n_steps, flush_at, upper_state
+        ):
+            _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments)
+            return total
+    _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments)
+    return total

@@ -1,0 +1,214 @@
+"""SGD on CSR input with lazy first-layer rows (fastmlp.kernels.sparse_sgd).
+
+A row of the first layer whose inputs are zero in a batch is not stepped then
+but caught up exactly later; these tests hold the fitted weights and the loss
+curve to those of the dense step (the same model fitted on ``X.toarray()``) to
+1e-9 relative, and to scikit-learn's.
+"""
+
+import warnings
+
+import numba
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+from sklearn import neural_network as sknn
+from sklearn.exceptions import ConvergenceWarning
+
+from fastmlp import MLPClassifier, MLPRegressor, Network, TrainingDiverged
+
+
+def _wide_sparse(n_samples=150, n_features=400, nnz=4, n_classes=3, seed=0):
+    """Rows of ``nnz`` non-zeros among many columns: most first-layer rows are
+    idle for many steps in a row, some columns are never non-zero."""
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n_samples), nnz)
+    cols = rng.integers(0, n_features - 20, n_samples * nnz)  # the last 20: always zero
+    X = sp.csr_matrix(
+        (rng.uniform(0.2, 1.5, n_samples * nnz), (rows, cols)), shape=(n_samples, n_features)
+    )
+    X.sum_duplicates()
+    y = rng.integers(0, n_classes, n_samples)
+    return X, y
+
+
+def _max_rel(a_list, b_list):
+    return max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(a_list, b_list))
+
+
+def _fit_both(estimator_class, X, y, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lazy = estimator_class(**params).fit(X, y)
+        dense = estimator_class(**params).fit(X.toarray(), y)
+    return lazy, dense
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+@pytest.mark.parametrize(
+    "momentum,nesterov",
+    [(0.0, True), (0.9, False), (0.9, True)],
+    ids=["plain", "momentum", "nesterov"],
+)
+@pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
+def test_lazy_rows_fit_the_weights_and_losses_of_the_dense_step(
+    batch_size, momentum, nesterov, learning_rate
+):
+    X, y = _wide_sparse()
+    lazy, dense = _fit_both(
+        MLPClassifier,
+        X,
+        y,
+        solver="sgd",
+        hidden_layer_sizes=(12,),
+        batch_size=batch_size,
+        momentum=momentum,
+        nesterovs_momentum=nesterov,
+        learning_rate=learning_rate,
+        learning_rate_init=0.05,
+        alpha=0.01,
+        max_iter=5,
+        random_state=0,
+        # adaptive: divide the rate on every epoch, so that it changes
+        tol=1e3 if learning_rate == "adaptive" else 1e-4,
+        n_iter_no_change=1,
+    )
+    assert lazy.n_iter_ == dense.n_iter_
+    assert _max_rel(lazy.coefs_ + lazy.intercepts_, dense.coefs_ + dense.intercepts_) < 1e-9
+    # the loss includes the L2 term, kept from running second moments
+    assert_allclose(lazy.loss_curve_, dense.loss_curve_, rtol=1e-9)
+    # the never-touched columns decayed exactly as the dense step decays them
+    assert_allclose(lazy.coefs_[0][-20:], dense.coefs_[0][-20:], rtol=1e-9)
+
+
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_lazy_rows_fit_scikit_learns_weights_on_csr(batch_size):
+    X, y = _wide_sparse(n_samples=100, n_features=200)
+    params = dict(
+        solver="sgd",
+        hidden_layer_sizes=(10,),
+        batch_size=batch_size,
+        learning_rate_init=0.05,
+        alpha=0.01,
+        max_iter=4,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(**params).fit(X, y)
+        theirs = sknn.MLPClassifier(**params).fit(X, y)
+    assert _max_rel(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_) < 1e-9
+    assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_float32_lazy_rows_agree_with_the_dense_step_to_float32_rounding(batch_size):
+    X, y = _wide_sparse()
+    lazy, dense = _fit_both(
+        MLPClassifier,
+        X.astype(np.float32),
+        y,
+        solver="sgd",
+        hidden_layer_sizes=(12,),
+        batch_size=batch_size,
+        learning_rate_init=0.05,
+        alpha=0.01,
+        max_iter=3,
+        random_state=0,
+        dtype="float32",
+    )
+    assert lazy.coefs_[0].dtype == np.float32
+    assert _max_rel(lazy.coefs_, dense.coefs_) < 1e-4
+
+
+@pytest.mark.parametrize("batch_size", [1, 6])
+def test_sample_weights_dropout_multilabel_and_regression_train_on_csr_as_dense(batch_size):
+    X, y = _wide_sparse()
+    sw = np.random.default_rng(1).uniform(0.2, 3.0, X.shape[0])
+    sw[::9] = 0  # zero weights: skipped rows (batch 1) or zero-weight rows of a batch
+    common = dict(
+        solver="sgd",
+        hidden_layer_sizes=(10,),
+        batch_size=batch_size,
+        learning_rate_init=0.05,
+        alpha=0.01,
+        max_iter=3,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = MLPClassifier(**common).fit(X, y, sample_weight=sw)
+        weighted_dense = MLPClassifier(**common).fit(X.toarray(), y, sample_weight=sw)
+    # unequal batch weights: the step matrices differ from step to step
+    assert _max_rel(weighted.coefs_, weighted_dense.coefs_) < 1e-9
+
+    dropped, dropped_dense = _fit_both(
+        MLPClassifier,
+        X,
+        y,
+        dropout=0.3,
+        hidden_layer_sizes=(10, 6),
+        **{k: v for k, v in common.items() if k != "hidden_layer_sizes"},
+    )
+    assert _max_rel(dropped.coefs_, dropped_dense.coefs_) < 1e-9
+
+    Y = np.stack([y == 0, y != 1], axis=1).astype(int)
+    multi, multi_dense = _fit_both(MLPClassifier, X, Y, **common)
+    assert _max_rel(multi.coefs_, multi_dense.coefs_) < 1e-9
+
+    target = np.asarray(X.sum(axis=1)).ravel() + 0.1 * y
+    reg, reg_dense = _fit_both(MLPRegressor, X, target, loss="huber", **common)
+    assert _max_rel(reg.coefs_, reg_dense.coefs_) < 1e-9
+    assert_allclose(reg.loss_curve_, reg_dense.loss_curve_, rtol=1e-9)
+
+
+def test_partial_fit_on_csr_chunks_equals_dense_chunks():
+    X, y = _wide_sparse(n_samples=120)
+    params = dict(solver="sgd", hidden_layer_sizes=(8,), batch_size=1, alpha=0.01, random_state=0)
+    lazy, dense = MLPClassifier(**params), MLPClassifier(**params)
+    for chunk in np.array_split(np.arange(X.shape[0]), 4):
+        lazy.partial_fit(X[chunk], y[chunk], classes=np.unique(y))
+        dense.partial_fit(X[chunk].toarray(), y[chunk], classes=np.unique(y))
+        # every row is up to date when partial_fit returns: predictions agree
+        assert_allclose(lazy.predict_proba(X), dense.predict_proba(X.toarray()), rtol=1e-9)
+    assert _max_rel(lazy.coefs_, dense.coefs_) < 1e-9
+
+
+@pytest.mark.skipif(
+    numba.config.DISABLE_JIT, reason="70,000 steps as plain Python: run compiled only"
+)
+def test_an_epoch_longer_than_a_segment_is_caught_up_in_between():
+    # more steps than fastmlp.kernels.sparse_sgd.SEGMENT_STEPS (65536): every
+    # row is caught up and the step tree restarts mid-epoch
+    X, y = _wide_sparse(n_samples=70_000, n_features=60, nnz=2, n_classes=2, seed=3)
+    lazy, dense = _fit_both(
+        MLPClassifier,
+        X,
+        y,
+        solver="sgd",
+        hidden_layer_sizes=(3,),
+        batch_size=1,
+        learning_rate_init=0.01,
+        alpha=0.01,
+        max_iter=1,
+        random_state=0,
+    )
+    assert _max_rel(lazy.coefs_, dense.coefs_) < 1e-9
+    assert_allclose(lazy.loss_curve_, dense.loss_curve_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_divergence_on_csr_restores_the_weights_of_before_the_epoch(batch_size):
+    X, y = _wide_sparse()
+    X = X * 1e3
+    net = Network([X.shape[1], 6, 3], output="softmax", loss="log_loss", random_state=0)
+    net.set_optimizer("sgd", momentum=0.9)
+    Y = np.eye(3)[y]
+    before = net.params.copy()
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        for _ in range(50):
+            before = net.params.copy()
+            net.train_epoch(X, Y, 1e6, batch_size, alpha=0.01)
+    assert np.isfinite(net.params).all()
+    assert_allclose(net.params, before)
