@@ -74,6 +74,12 @@ class KernelInput(NamedTuple):
     is_sparse: bool
     n_samples: int
 
+    @property
+    def kernel_x(self):
+        """The input as the kernels take it: ``(X_dense, X_data, X_indices,
+        X_indptr, is_sparse)`` (:mod:`fastmlp.kernels.passes`)."""
+        return (self.dense, self.data, self.indices, self.indptr, self.is_sparse)
+
 
 class TrainingDiverged(FloatingPointError):
     """Raised when an epoch meets a non-finite loss or produces non-finite weights.
@@ -476,7 +482,8 @@ class Network:
             )
         if layer < 0:
             layer += n_weight_layers
-        Xd, data, indices, indptr, is_sparse, n = self._input(X)
+        inputs = self._input(X)
+        n = inputs.n_samples
         if layer == n_weight_layers:
             params, sizes, codes = self._params, self._sizes, self._act_codes
         else:  # the first ``layer`` weight layers as a network of their own
@@ -496,7 +503,7 @@ class Network:
         big_enough = _threads.split_predict(n, params.size)
         with blas_on_one_thread():
             K.predict_chunks(
-                (Xd, data, indices, indptr, is_sparse),
+                inputs.kernel_x,
                 params,
                 sizes,
                 codes,
@@ -563,14 +570,15 @@ class Network:
             row, then every layer's intercepts): what an optimizer over the
             flat vector (L-BFGS, a finite-difference check) needs.
         """
-        Xd, data, indices, indptr, is_sparse, n = self._input(X)
+        inputs = self._input(X)
+        n = inputs.n_samples
         Y = self._targets(Y, n)
         sw = self._weights(sample_weight, n)
         if not sw.sum() > 0:
             raise ValueError("sample weights sum to zero")
         grads = np.empty_like(self._params)
         args = (
-            (Xd, data, indices, indptr, is_sparse),
+            inputs.kernel_x,
             Y,
             sw,
             self._params,
@@ -675,7 +683,8 @@ class Network:
             On a non-finite loss or weights; the weights and optimizer state
             are restored to their values before the epoch.
         """
-        Xd, data, indices, indptr, is_sparse, n = self._input(X)
+        inputs = self._input(X)
+        n = inputs.n_samples
         Y = self._targets(Y, n)
         sw = self._weights(sample_weight, n)
         order = (
@@ -711,13 +720,13 @@ class Network:
             self._step,
         )
         try:
-            if is_sparse and self._opt_code == K.OPTIMIZER_CODES["sgd"]:
+            if inputs.is_sparse and self._opt_code == K.OPTIMIZER_CODES["sgd"]:
                 # a step costs O(non-zeros x width): idle first-layer rows are
                 # caught up exactly when touched (fastmlp.kernels.sparse_sgd)
                 abuf, dbuf, gbuf, _ = self._buffer(batch_size, inputs=False)
                 first = self.layer_sizes[0] * self.layer_sizes[1]
                 total = K.sparse_sgd_epoch(
-                    (Xd, data, indices, indptr, is_sparse),
+                    inputs.kernel_x,
                     Y,
                     sw,
                     order,
@@ -734,9 +743,9 @@ class Network:
                 )
             elif batch_size == 1:
                 abuf, dbuf, gbuf, _ = self._buffer(1)
-                xwork = np.zeros(self.layer_sizes[0] if is_sparse else 0, dtype=self.dtype)
+                xwork = np.zeros(self.layer_sizes[0] if inputs.is_sparse else 0, dtype=self.dtype)
                 total = K.sgd_epoch(
-                    (Xd, data, indices, indptr, is_sparse),
+                    inputs.kernel_x,
                     Y,
                     sw,
                     order,
@@ -748,10 +757,10 @@ class Network:
                     info,
                     self._thread_policy("per-sample"),
                 )
-            elif not is_sparse and self._split_batches(batch_size):
+            elif not inputs.is_sparse and self._split_batches(batch_size):
                 with blas_on_one_thread():
                     total = K.minibatch_epoch_split(
-                        Xd,
+                        inputs.dense,
                         Y,
                         sw,
                         order,
@@ -764,11 +773,7 @@ class Network:
             else:
                 with blas_on_one_thread():
                     total = self._minibatch_epoch(
-                        Xd,
-                        data,
-                        indices,
-                        indptr,
-                        is_sparse,
+                        inputs,
                         Y,
                         sw,
                         order,
@@ -794,15 +799,13 @@ class Network:
             )
         return float(total) / max(len(order), 1)
 
-    def _minibatch_epoch(
-        self, Xd, data, indices, indptr, is_sparse, Y, sw, order, batch_size, common, info
-    ):
+    def _minibatch_epoch(self, inputs, Y, sw, order, batch_size, common, info):
         abuf, dbuf, gbuf, xbuf = self._buffer(batch_size)
-        if is_sparse:
+        if inputs.is_sparse:
             xbuf = np.empty((0, 0), dtype=self.dtype)
         grads = np.empty_like(self._params)
         return K.minibatch_epoch(
-            (Xd, data, indices, indptr, is_sparse),
+            inputs.kernel_x,
             Y,
             sw,
             order,
