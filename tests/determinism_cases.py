@@ -109,6 +109,12 @@ def _cases():
             sparse_y,
             sparse_X,
         ),
+        "sparse-sgd-minibatch": (  # lazy first-layer rows (kernels/sparse_sgd.py)
+            MLPClassifier((64,), solver="sgd", batch_size=32, max_iter=3, random_state=0),
+            sparse_X,
+            sparse_y,
+            sparse_X,
+        ),
     }
 
 
@@ -125,6 +131,7 @@ CASE_NAMES = (
     "lbfgs-regressor",
     "sparse-per-sample",
     "sparse-minibatch",
+    "sparse-sgd-minibatch",
 )
 
 
