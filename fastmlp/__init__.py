@@ -8,7 +8,7 @@ wrap; the training loops run in the Numba kernels of ``fastmlp.kernels``.
 from ._gradient_check import gradient_check
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 from ._onnx import register_onnx_converters, to_onnx
-from .network import Network, TrainingDiverged
+from .network import EpochInterrupted, Network, TrainingDiverged
 
 __version__ = "0.1.0"
 
@@ -17,6 +17,7 @@ __all__ = [
     "MLPRegressor",
     "Network",
     "TrainingDiverged",
+    "EpochInterrupted",
     "gradient_check",
     "register_onnx_converters",
     "to_onnx",

@@ -47,7 +47,7 @@ from sklearn.utils.validation import (
 
 from ._checks import largest_magnitude, sum_of_squares
 from ._init import INITS, dropout_rates
-from .network import HIDDEN_ACTIVATIONS, Network, TrainingDiverged
+from .network import HIDDEN_ACTIVATIONS, EpochInterrupted, Network, TrainingDiverged
 
 try:  # scikit-learn >= 1.9: the sklearn.callback protocol (set_callbacks)
     from sklearn.callback import CallbackSupportMixin
@@ -558,6 +558,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 tasks.begin_subtask("epoch")
                 started = time.perf_counter()
+                interrupted = False
                 try:
                     self.loss_ = network.train_epoch(
                         inputs,
@@ -581,6 +582,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                         ConvergenceWarning,
                     )
                     break
+                except EpochInterrupted as exc:
+                    # Ctrl-C after an epoch that is kept (SGD on CSR): it is
+                    # recorded as every finished epoch is, then the fit stops
+                    self.loss_ = exc.loss
+                    interrupted = True
                 elapsed = time.perf_counter() - started
                 self._finished_epochs += 1
                 self.n_iter_ += 1
@@ -597,13 +603,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                             )[0]
                         )
                     )
+                if interrupted:
+                    self._end_of_epoch_learning_rate()
+                    raise KeyboardInterrupt
                 stop = self._run_callbacks(n_samples / max(elapsed, 1e-12))
                 if tasks.end_subtask() or stop:
                     break
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    self._learning_rate = (
-                        float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-                    )
+                self._end_of_epoch_learning_rate()
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = (
@@ -634,6 +640,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
         # (no epoch finished, e.g. the first diverged: the weights it started from stay)
+
+    def _end_of_epoch_learning_rate(self):
+        """scikit-learn's ``iteration_ends``: 'invscaling' lowers the rate with ``t_``."""
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            self._learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
 
     def _raise_if_data_to_blame(self, network, inputs, X, Y, sample_weight, loss_scale):
         """After the first epoch of a fresh fit diverged (the initial weights

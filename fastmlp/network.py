@@ -88,6 +88,20 @@ class TrainingDiverged(FloatingPointError):
     """
 
 
+class EpochInterrupted(KeyboardInterrupt):
+    """Ctrl-C arrived as an epoch that is not undone had finished: the epoch is kept.
+
+    Raised by :meth:`Network.train_epoch` for SGD on CSR input, whose epochs
+    keep no copy of the whole first layer to go back to (an interrupt is
+    only seen once the compiled epoch has returned). ``loss`` is the epoch's
+    loss, as :meth:`~Network.train_epoch` would have returned it.
+    """
+
+    def __init__(self, loss):
+        super().__init__("interrupted after a finished epoch, which is kept")
+        self.loss = loss
+
+
 class Network:
     """A fully connected feed-forward network trained by compiled kernels.
 
@@ -444,6 +458,22 @@ class Network:
             self._buffers[(batch_max, inputs)] = bufs
         return bufs
 
+    def _undo_log(self, inputs):
+        """Work arrays in which an SGD epoch on CSR keeps the first-layer rows
+        it touches as they were (see :func:`fastmlp.kernels.sparse_sgd_epoch`):
+        room for every column X holds a non-zero in. Kept until
+        :meth:`release_buffers`; only the pages an epoch writes take memory."""
+        capacity = int(min(self.layer_sizes[0], inputs.indptr[-1]))
+        planes = 2 if self._opt_settings.get("momentum", 0) else 1
+        key = ("undo", capacity, planes)
+        if key not in self._buffers:
+            self._buffers = {k: v for k, v in self._buffers.items() if k[0] != "undo"}
+            self._buffers[key] = (
+                np.empty(capacity, dtype=np.int64),
+                np.empty((planes, capacity, self.layer_sizes[1]), dtype=self.dtype),
+            )
+        return self._buffers[key]
+
     def _thread_policy(self, kind, allowed=True):
         """This network's policy for one kind of step (:func:`fastmlp._threads.thread_policy`)."""
         return _threads.thread_policy(kind, self.layer_sizes, self.dtype, allowed)
@@ -682,6 +712,12 @@ class Network:
         TrainingDiverged
             On a non-finite loss or weights; the weights and optimizer state
             are restored to their values before the epoch.
+        KeyboardInterrupt
+            Ctrl-C (seen when the compiled epoch returns): the epoch is undone.
+        EpochInterrupted
+            Ctrl-C seen as an SGD epoch on CSR input returns: that epoch is
+            kept (it keeps no copy of the whole first layer to undo it), and
+            the exception carries its loss.
         """
         inputs = self._input(X)
         n = inputs.n_samples
@@ -699,10 +735,17 @@ class Network:
             K.make_hyper(alpha=alpha, tiny=np.finfo(self.dtype).tiny, **self._opt_settings),
             dtype=self.dtype,
         )
-        # to undo a diverged epoch; kept between epochs (no allocation per
-        # epoch) until release_buffers
-        self._epoch_checkpoint = self.checkpoint(into=self.__dict__.get("_epoch_checkpoint"))
+        # SGD on CSR input undoes a diverged epoch itself, from a copy of the
+        # first-layer rows it touched: no copy of the whole (wide) first layer
+        undone_by_kernel = inputs.is_sparse and self._opt_code == K.OPTIMIZER_CODES["sgd"]
+        if undone_by_kernel:
+            self.__dict__.pop("_epoch_checkpoint", None)
+        else:
+            # to undo a diverged epoch; kept between epochs (no allocation per
+            # epoch) until release_buffers
+            self._epoch_checkpoint = self.checkpoint(into=self.__dict__.get("_epoch_checkpoint"))
         info = np.zeros(2, dtype=np.int64)
+        outcome = np.zeros(2)
         common = (
             self._params,
             self._sizes,
@@ -720,11 +763,12 @@ class Network:
             self._step,
         )
         try:
-            if inputs.is_sparse and self._opt_code == K.OPTIMIZER_CODES["sgd"]:
+            if undone_by_kernel:
                 # a step costs O(non-zeros x width): idle first-layer rows are
                 # caught up exactly when touched (fastmlp.kernels.sparse_sgd)
                 abuf, dbuf, gbuf, _ = self._buffer(batch_size, inputs=False)
                 first = self.layer_sizes[0] * self.layer_sizes[1]
+                log_rows, log_values = self._undo_log(inputs)
                 total = K.sparse_sgd_epoch(
                     inputs.kernel_x,
                     Y,
@@ -739,7 +783,10 @@ class Network:
                     abuf,
                     dbuf,
                     gbuf,
+                    log_rows,
+                    log_values,
                     info,
+                    outcome,
                 )
             elif batch_size == 1:
                 abuf, dbuf, gbuf, _ = self._buffer(1)
@@ -781,13 +828,18 @@ class Network:
                         common,
                         info,
                     )
-        except BaseException:
+        except BaseException as exc:
             # e.g. Ctrl-C, seen when the compiled epoch returns: undo the epoch,
-            # so that the caller's record (epochs, losses) agrees with the weights
-            self.restore(self._epoch_checkpoint)
+            # so that the caller's record (epochs, losses) agrees with the weights;
+            # or, where the epoch cannot be undone, say that it was kept
+            if not undone_by_kernel:
+                self.restore(self._epoch_checkpoint)
+            elif outcome[1] and isinstance(exc, KeyboardInterrupt):
+                raise EpochInterrupted(float(outcome[0]) / max(len(order), 1)) from exc
             raise
         if info[1] != K.STATUS_OK:
-            self.restore(self._epoch_checkpoint)
+            if not undone_by_kernel:
+                self.restore(self._epoch_checkpoint)
             what = (
                 "a non-finite loss"
                 if info[1] == K.STATUS_NONFINITE_LOSS
@@ -914,9 +966,14 @@ class Network:
         with self.training_threads():
             for _ in range(int(epochs)):
                 order = rng.permutation(n) if shuffle else None
-                self.loss_curve_.append(
-                    self.train_epoch(X, Y, learning_rate, batch_size, order, alpha, sample_weight)
-                )
+                try:
+                    loss = self.train_epoch(
+                        X, Y, learning_rate, batch_size, order, alpha, sample_weight
+                    )
+                except EpochInterrupted as exc:
+                    self.loss_curve_.append(exc.loss)  # the epoch was kept
+                    raise
+                self.loss_curve_.append(loss)
         return self
 
     def __repr__(self):

@@ -22,10 +22,17 @@ without inverting anything: the products shrink like ``m ** steps`` and an
 inverse would lose every digit). While every step has the same matrix (a
 constant learning rate and full batches of equal weights: the usual case),
 the products are its powers, kept in a table as the run grows (``powers``):
-one lookup instead of a walk up the tree. Every row is brought up to date at
-the end of the epoch, before returning early (divergence), and every
-``SEGMENT_STEPS`` steps (which bounds the tree); so nothing outside the
-kernel ever sees a row that is behind.
+one lookup instead of a walk up the tree. Every ``SEGMENT_STEPS`` steps (which
+bounds the tree) the rows touched so far are brought up to date and the
+segment's product is kept as one matrix for the rows not touched yet in the
+epoch, which all lag by the same steps. Every row is brought up to date at the
+end of the epoch; so nothing outside the kernel ever sees a row that is behind.
+
+An epoch that stops early (a non-finite loss or weights) is undone by the
+kernel: a row's weights and velocities are copied when the epoch first touches
+it (its velocities are flushed then too, as every epoch starts), and only those
+rows are put back; the rows the epoch never touched were never written. The
+copy holds the rows the epoch's data reaches, not the whole first layer.
 
 A wide first layer does not fit in cache, and a step is bound by how fast its
 rows come from memory: the loops over the touched rows prefetch the rows a few
@@ -127,22 +134,23 @@ def _tree_product(tree, s, t):
     return r0 * l0 + r1 * l2, r0 * l1 + r1 * l3, r2 * l0 + r3 * l2, r2 * l1 + r3 * l3
 
 
-@jit(internal=True)
-def _catch_up_row(W0, V0, k, s, t, tree, powers, run_start, with_velocity):
-    """Row ``k`` of the first layer (and its velocities), last brought up to
-    date after step ``s``, brought up to date after step ``t``.
+@jit(inline="always")  # in the hot path: a call costs ~10% per-sample
+def _steps_product(s, t, tree, powers, run_start):
+    """The product of the steps after step ``s`` up to step ``t`` of the segment,
+    as ``(p00, p01, p10, p11)``.
 
-    When every step since ``s`` has had the same matrix (steps ``run_start``
-    on: the usual case, a constant learning rate and full batches of equal
-    weights), their product is ``powers[t - s]``; otherwise it comes from the
-    tree."""
-    if s == t:
-        return
+    When every one of them has had the same matrix (steps ``run_start`` on:
+    the usual case, a constant learning rate and full batches of equal
+    weights), it is ``powers[t - s]``; otherwise it comes from the tree."""
     if s + 1 >= run_start:
         g = t - s
-        p00, p01, p10, p11 = powers[g, 0], powers[g, 1], powers[g, 2], powers[g, 3]
-    else:
-        p00, p01, p10, p11 = _tree_product(tree, s, t)
+        return powers[g, 0], powers[g, 1], powers[g, 2], powers[g, 3]
+    return _tree_product(tree, s, t)
+
+
+@jit(inline="always")  # (as _steps_product)
+def _apply_to_row(W0, V0, k, p00, p01, p10, p11, with_velocity):
+    """``(w, v) <- P (w, v)`` on row ``k`` of the first layer (and its velocities)."""
     n = W0.shape[1]
     if with_velocity:
         for j in range(n):
@@ -156,20 +164,88 @@ def _catch_up_row(W0, V0, k, s, t, tree, powers, run_start, with_velocity):
 
 
 @jit(internal=True)
-def _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments):
+def _catch_up_row(W0, V0, k, s, t, tree, powers, run_start, with_velocity):
+    """Row ``k`` of the first layer (and its velocities), last brought up to
+    date after step ``s`` of the segment, brought up to date after step ``t``."""
+    if s == t:
+        return
+    p00, p01, p10, p11 = _steps_product(s, t, tree, powers, run_start)
+    _apply_to_row(W0, V0, k, p00, p01, p10, p11, with_velocity)
+
+
+@jit(internal=True)
+def _first_catch_up(W0, V0, k, t, tree, powers, run_start, with_velocity, before, flush_at):
+    """Row ``k``, not touched yet in this epoch (as it was before the epoch),
+    brought up to date after step ``t`` of the segment: its velocities flushed
+    (as every epoch starts), then the product of the epoch's earlier segments
+    (``before``) and of this one's steps so far applied."""
+    if flush_at > 0:
+        for j in range(V0.shape[1]):
+            if abs(V0[k, j]) < flush_at:
+                V0[k, j] = 0
+    b00, b01, b10, b11 = before[0], before[1], before[2], before[3]
+    if t == 0:
+        if b00 == 1.0 and b01 == 0.0 and b10 == 0.0 and b11 == 1.0:
+            return  # the epoch's first step: nothing to catch up
+    else:
+        p00, p01, p10, p11 = _steps_product(0, t, tree, powers, run_start)
+        b00, b01, b10, b11 = (
+            p00 * b00 + p01 * b10, p00 * b01 + p01 * b11,
+            p10 * b00 + p11 * b10, p10 * b01 + p11 * b11,
+        )
+    _apply_to_row(W0, V0, k, b00, b01, b10, b11, with_velocity)
+
+
+@jit(internal=True)
+def _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, before, flush_at):
     """Every row of the first layer brought up to date after step ``t`` of the
-    segment; then the segment restarts (the tree emptied, ``last`` zeroed) and
-    ``moments`` is recomputed exactly from the weights."""
+    segment (the epoch's end)."""
     for k in range(W0.shape[0]):
+        if last[k] < 0:
+            _first_catch_up(
+                W0, V0, k, t, tree, powers, run_start, with_velocity, before, flush_at
+            )
+        else:
+            _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
+            last[k] = t
+
+
+@jit(internal=True)
+def _end_segment(W0, V0, last, logged, n_logged, t, tree, powers, run_start, with_velocity,
+                 before):
+    """The segment ends after step ``t``: the rows touched in this epoch are
+    brought up to date, the segment's product joins ``before`` (that of the
+    epoch's earlier segments, for the rows not touched yet), and the tree is
+    emptied for the next segment."""
+    for q in range(n_logged):
+        k = logged[q]
         _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
         last[k] = 0
+    p00, p01, p10, p11 = _steps_product(0, t, tree, powers, run_start)
+    b00, b01, b10, b11 = before[0], before[1], before[2], before[3]
+    before[0] = p00 * b00 + p01 * b10
+    before[1] = p00 * b01 + p01 * b11
+    before[2] = p10 * b00 + p11 * b10
+    before[3] = p10 * b01 + p11 * b11
     _tree_reset(tree)
-    _exact_moments(W0, V0, with_velocity, moments)
+
+
+@jit(internal=True)
+def _undo_epoch(W0, V0, logged, n_logged, log_w, log_v, with_velocity):
+    """The rows this epoch touched put back as they were before it (the others
+    were never written)."""
+    for q in range(n_logged):
+        k = logged[q]
+        for j in range(W0.shape[1]):
+            W0[k, j] = log_w[q, j]
+            if with_velocity:
+                V0[k, j] = log_v[q, j]
 
 
 @jit(fastmath=UPDATE_FASTMATH, internal=True)
-def _exact_moments(W0, V0, with_velocity, moments):
-    """``moments = [sum(W0 ** 2), sum(W0 * V0), sum(V0 ** 2)]`` (float64)."""
+def _exact_moments(W0, V0, with_velocity, flush_at, moments):
+    """``moments = [sum(W0 ** 2), sum(W0 * V0), sum(V0 ** 2)]`` (float64), with
+    the velocities below ``flush_at`` counted as the zeros they become."""
     ww = 0.0
     wv = 0.0
     vv = 0.0
@@ -179,6 +255,8 @@ def _exact_moments(W0, V0, with_velocity, moments):
             ww += w * w
             if with_velocity:
                 v = np.float64(V0[k, j])
+                if abs(V0[k, j]) < flush_at:
+                    v = 0.0
                 wv += w * v
                 vv += v * v
     moments[0] = ww
@@ -262,11 +340,31 @@ def _max_touched_rows(X_indptr, order, batch_size, n_features):
     return min(bound, n_features)
 
 
+@jit(internal=True)
+def _count_columns(X_indices, X_indptr, order, marker):
+    """How many distinct columns the rows ``order`` hold non-zeros in
+    (``marker``: all -1, left so)."""
+    count = 0
+    for r in range(order.shape[0]):
+        i = order[r]
+        for p in range(X_indptr[i], X_indptr[i + 1]):
+            k = X_indices[p]
+            if marker[k] < 0:
+                marker[k] = 0
+                count += 1
+    for r in range(order.shape[0]):
+        i = order[r]
+        for p in range(X_indptr[i], X_indptr[i + 1]):
+            marker[X_indices[p]] = -1
+    return count
+
+
 @jit
 def sparse_sgd_epoch(
     X, Y, sample_weight, order, batch_size,
     params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
-    loss_scale, lr, hyper, state1, upper_grads, abuf, dbuf, gbuf, info,
+    loss_scale, lr, hyper, state1, upper_grads, abuf, dbuf, gbuf, log_rows, log_values, info,
+    outcome,
 ):
     """One SGD epoch (plain, momentum or Nesterov) on CSR input, with lazy first-layer rows.
 
@@ -278,6 +376,12 @@ def sparse_sgd_epoch(
     exactly later (see the module docstring). A step costs O(non-zeros of the
     batch x first-layer width + the upper layers), whatever the number of
     features; the loss reported is the same, its L2 term included.
+
+    An epoch that stops early (a non-finite loss or weights) is undone here:
+    the first-layer rows it touched are put back from a copy taken at their
+    first touch, and the rest of the network from a copy taken at the start;
+    the rows it never touched were never written. So no copy of the whole
+    first layer is needed, only of the rows the epoch's data reaches.
 
     Parameters
     ----------
@@ -329,8 +433,20 @@ def sparse_sgd_epoch(
     gbuf : ndarray
         Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
         layer needs them.
+    log_rows : ndarray of int64, shape (capacity,)
+        Work array: the first-layer rows the epoch has touched, in order.
+        ``capacity`` at least the number of distinct columns of the rows in
+        ``order`` (``min(n_features, non-zeros of X)`` always is).
+    log_values : ndarray of shape (2, capacity, layer_sizes[1])
+        Work array: those rows' weights (``[0]``) and velocities (``[1]``;
+        shape ``(1, ...)`` without momentum) as they were before the epoch.
+        Pages of it that an epoch does not reach are never written.
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
+    outcome : ndarray of float64, shape (2,)
+        Receives ``[total, 1]`` when the epoch has finished and kept its
+        steps (``[0, 0]`` until then, and after an epoch undone), so that a
+        caller interrupted as the call returns knows what happened.
 
     Returns
     -------
@@ -359,8 +475,23 @@ def sparse_sgd_epoch(
     V0 = weight_view(state1, w_off, layer_sizes, 0)
     no_rows = np.empty((0, 0), dtype=params.dtype)
 
-    flush_at = begin_epoch(info, opt, hyper, state1)
+    outcome[0] = 0.0
+    outcome[1] = 0.0
     upper_state = state1[size0:]  # flushed every FLUSH_INTERVAL steps; the first layer per epoch
+    # to undo an epoch that stops early: the network above the first layer,
+    # and the first layer's rows as each is first touched
+    saved_params = params[size0:].copy()
+    saved_state = upper_state.copy()
+    saved_rng = rng_state[0]
+    flush_at = begin_epoch(info, opt, hyper, upper_state)
+    slot = np.full(n_in, -1, dtype=np.int64)  # a touched row's place in ``grad0``
+    if log_rows.shape[0] < min(n_in, X_indptr[X_indptr.shape[0] - 1]):
+        if log_rows.shape[0] < _count_columns(X_indices, X_indptr, order, slot):
+            raise ValueError("sparse_sgd_epoch: log_rows holds fewer rows than the epoch touches")
+    logged = log_rows
+    log_w = log_values[0]
+    log_v = log_values[log_values.shape[0] - 1]
+    n_logged = 0
     n_batches = (n + batch_size - 1) // batch_size
     capacity = 1
     while capacity < min(max(n_batches, 1), SEGMENT_STEPS):
@@ -370,12 +501,14 @@ def sparse_sgd_epoch(
     powers = np.empty((capacity + 1, 4))  # M^g for the run of equal steps
     run_start = 1  # the first step of that run
     run_c = -1.0
+    before = np.array([1.0, 0.0, 0.0, 1.0])  # the epoch's earlier segments, for untouched rows
     moments = np.empty(3)
-    _exact_moments(W0, V0, with_velocity, moments)
+    _exact_moments(W0, V0, with_velocity, flush_at, moments)
     upper_sq = coef_sq_norm(params[size0:], n_coef - size0)
-    last = np.zeros(n_in, dtype=np.int64)  # the segment step each row is at
+    # the segment step each row is at; -1: not touched yet in this epoch (as
+    # before it, velocities not yet flushed)
+    last = np.full(n_in, -1, dtype=np.int64)
     last_2d = last.reshape((n_in, 1))  # (for prefetch)
-    slot = np.full(n_in, -1, dtype=np.int64)  # a touched row's place in ``grad0``
     max_touched = _max_touched_rows(X_indptr, order, batch_size, n_in)
     touched = np.empty(max_touched, dtype=np.int64)
     grad0 = np.empty((max_touched, n_first), dtype=params.dtype)
@@ -411,7 +544,18 @@ def sparse_sgd_epoch(
             if q + PREFETCH_AHEAD < n_touched:
                 _prefetch_row(W0, V0, touched[q + PREFETCH_AHEAD], with_velocity)
             k = touched[q]
-            _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
+            if last[k] < 0:  # its first touch in this epoch: kept, to undo the epoch
+                logged[n_logged] = k
+                for j in range(n_first):
+                    log_w[n_logged, j] = W0[k, j]
+                    if with_velocity:
+                        log_v[n_logged, j] = V0[k, j]
+                n_logged += 1
+                _first_catch_up(
+                    W0, V0, k, t, tree, powers, run_start, with_velocity, before, flush_at
+                )
+            else:
+                _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
             last[k] = t
         loss_sum, sw_sum = batch_loss_and_raw_gradients(
             X, Y, sample_weight, order, unliteral(False), start, nb, params, layer_sizes,
@@ -427,7 +571,10 @@ def sparse_sgd_epoch(
             continue
         batch_loss = loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
         if not loss_is_finite(info, batch_loss):
-            _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments)
+            _undo_epoch(W0, V0, logged, n_logged, log_w, log_v, with_velocity)
+            params[size0:] = saved_params
+            upper_state[:] = saved_state
+            rng_state[0] = saved_rng
             return total
         total += batch_loss * nb
         lr_t = step_learning_rate(opt, lr, hyper, step, scratch)
@@ -498,12 +645,20 @@ def sparse_sgd_epoch(
         )
         n_steps += 1
         if t == capacity:
-            _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments)
+            _end_segment(
+                W0, V0, last, logged, n_logged, t, tree, powers, run_start, with_velocity,
+                before,
+            )
             t = 0
         if not end_step(
             info, start + nb, moments[0] + upper_sq, bsq, n_steps, flush_at, upper_state
         ):
-            _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments)
+            _undo_epoch(W0, V0, logged, n_logged, log_w, log_v, with_velocity)
+            params[size0:] = saved_params
+            upper_state[:] = saved_state
+            rng_state[0] = saved_rng
             return total
-    _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, moments)
+    _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, before, flush_at)
+    outcome[0] = total
+    outcome[1] = 1.0
     return total

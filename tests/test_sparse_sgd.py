@@ -16,7 +16,7 @@ from numpy.testing import assert_allclose
 from sklearn import neural_network as sknn
 from sklearn.exceptions import ConvergenceWarning
 
-from fastmlp import MLPClassifier, MLPRegressor, Network, TrainingDiverged
+from fastmlp import EpochInterrupted, MLPClassifier, MLPRegressor, Network, TrainingDiverged
 
 
 def _wide_sparse(n_samples=150, n_features=400, nnz=4, n_classes=3, seed=0):
@@ -175,13 +175,27 @@ def test_partial_fit_on_csr_chunks_equals_dense_chunks():
     assert _max_rel(lazy.coefs_, dense.coefs_) < 1e-9
 
 
+def _two_segment_data(poison_row=None):
+    """70,000 rows, more steps than ``SEGMENT_STEPS`` (65536) at batch size 1:
+    columns 40-44 are non-zero only after step 66,000 (first touched in the
+    second segment), 45-59 never. ``poison_row``: a row whose value overflows."""
+    X, y = _wide_sparse(n_samples=70_000, n_features=60, nnz=2, n_classes=2, seed=3)
+    X = X.tolil()
+    for i in range(66_000, 70_000, 10):
+        X[i, 40 + (i // 10) % 5] = 0.7
+    if poison_row is not None:
+        X[poison_row, 0] = 1e300
+    return X.tocsr(), y
+
+
 @pytest.mark.skipif(
     numba.config.DISABLE_JIT, reason="70,000 steps as plain Python: run compiled only"
 )
 def test_an_epoch_longer_than_a_segment_is_caught_up_in_between():
-    # more steps than fastmlp.kernels.sparse_sgd.SEGMENT_STEPS (65536): every
-    # row is caught up and the step tree restarts mid-epoch
-    X, y = _wide_sparse(n_samples=70_000, n_features=60, nnz=2, n_classes=2, seed=3)
+    # every row touched so far is caught up and the step tree restarts
+    # mid-epoch; rows first touched after that take the first segment's
+    # product too, and rows never touched take both at the epoch's end
+    X, y = _two_segment_data()
     lazy, dense = _fit_both(
         MLPClassifier,
         X,
@@ -191,11 +205,16 @@ def test_an_epoch_longer_than_a_segment_is_caught_up_in_between():
         batch_size=1,
         learning_rate_init=0.01,
         alpha=0.01,
-        max_iter=1,
+        max_iter=2,
+        shuffle=False,
         random_state=0,
     )
     assert _max_rel(lazy.coefs_, dense.coefs_) < 1e-9
     assert_allclose(lazy.loss_curve_, dense.loss_curve_, rtol=1e-9)
+
+
+def _trained_state(net):
+    return [a.copy() for a in (net.params, net._state1, net._rng_state)]
 
 
 @pytest.mark.parametrize("batch_size", [1, 8])
@@ -205,10 +224,103 @@ def test_divergence_on_csr_restores_the_weights_of_before_the_epoch(batch_size):
     net = Network([X.shape[1], 6, 3], output="softmax", loss="log_loss", random_state=0)
     net.set_optimizer("sgd", momentum=0.9)
     Y = np.eye(3)[y]
-    before = net.params.copy()
+    before = _trained_state(net)
     with pytest.raises(TrainingDiverged, match="non-finite"):
         for _ in range(50):
-            before = net.params.copy()
+            before = _trained_state(net)
             net.train_epoch(X, Y, 1e6, batch_size, alpha=0.01)
     assert np.isfinite(net.params).all()
-    assert_allclose(net.params, before)
+    for a, b in zip(_trained_state(net), before):  # bit for bit: the rows are put back
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(
+    numba.config.DISABLE_JIT, reason="70,000 steps as plain Python: run compiled only"
+)
+@pytest.mark.parametrize("what", ["weights", "loss"])
+def test_divergence_after_a_segment_puts_every_array_back_bit_for_bit(what):
+    # the undo copies only the rows the epoch touched: rows caught up at the
+    # segment's end, rows first touched after it, and rows never touched (left
+    # alone, their tiny velocities not even flushed) all come back exactly;
+    # so do the upper layers, the velocities and the dropout stream, whether
+    # the weights or the loss (overflowing, before the step) went non-finite
+    X, y = _two_segment_data()
+    if what == "weights":
+        Y = np.eye(2)[y]
+        net = Network([X.shape[1], 3, 2], output="softmax", loss="log_loss", random_state=0)
+    else:
+        Y = y[:, None].astype(float)
+        net = Network([X.shape[1], 3, 1], dropout=0.2, random_state=0)
+    net.set_optimizer("sgd", momentum=0.9, nesterov=True)
+    net.train_epoch(X[:2000], Y[:2000], 0.01, 1, alpha=0.01)
+    velocities = net._state1[: X.shape[1] * 3].reshape(X.shape[1], 3)
+    velocities[50:] = 1e-310  # below the flush threshold, in never-touched rows
+    before = _trained_state(net)
+    X_poisoned, _ = _two_segment_data(poison_row=69_000)
+    with pytest.raises(TrainingDiverged, match=f"non-finite {what} at sample 6900[01] "):
+        net.train_epoch(X_poisoned, Y, 0.01, 1, alpha=0.01)
+    for a, b in zip(_trained_state(net), before):
+        np.testing.assert_array_equal(a, b)
+    assert "_epoch_checkpoint" not in net.__dict__  # no copy of the whole network
+
+
+def _interrupt_sparse_epoch(monkeypatch, at_call, after_kernel):
+    """Ctrl-C as the ``at_call``-th sparse SGD epoch returns (``after_kernel``)
+    or as it is called, as a signal would be seen around the compiled call."""
+    import fastmlp.kernels as K
+
+    real = K.sparse_sgd_epoch
+    calls = []
+
+    def epoch(*args):
+        calls.append(None)
+        if len(calls) == at_call and not after_kernel:
+            raise KeyboardInterrupt
+        total = real(*args)
+        if len(calls) == at_call:
+            raise KeyboardInterrupt
+        return total
+
+    monkeypatch.setattr(K, "sparse_sgd_epoch", epoch)
+
+
+@pytest.mark.parametrize("after_kernel", [True, False], ids=["after", "before"])
+def test_ctrl_c_around_a_csr_sgd_epoch_leaves_a_record_that_agrees_with_the_weights(
+    monkeypatch, after_kernel
+):
+    # an epoch on CSR keeps no copy of the whole first layer to undo: Ctrl-C
+    # seen once it has finished keeps it, and the fit records it as finished;
+    # seen before it ran, nothing changed
+    X, y = _wide_sparse()
+    settings = dict(
+        solver="sgd", hidden_layer_sizes=(8,), batch_size=4, alpha=0.01, tol=0, random_state=0
+    )
+    _interrupt_sparse_epoch(monkeypatch, at_call=3, after_kernel=after_kernel)
+    model = MLPClassifier(max_iter=10, **settings)
+    with pytest.warns(UserWarning, match="interrupted"):
+        model.fit(X, y)
+    monkeypatch.undo()
+    kept = 3 if after_kernel else 2
+    assert model.n_iter_ == len(model.loss_curve_) == kept and model.t_ == kept * X.shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        same = MLPClassifier(max_iter=kept, **settings).fit(X, y)
+    assert model.loss_curve_ == same.loss_curve_
+    for a, b in zip(model.coefs_ + model.intercepts_, same.coefs_ + same.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    model.partial_fit(X, y)  # still usable
+
+
+def test_network_fit_records_an_interrupted_csr_epoch_it_keeps(monkeypatch):
+    X, y = _wide_sparse()
+    Y = np.eye(3)[y]
+    _interrupt_sparse_epoch(monkeypatch, at_call=2, after_kernel=True)
+    net = Network([X.shape[1], 6, 3], output="softmax", loss="log_loss", random_state=0)
+    with pytest.raises(EpochInterrupted) as caught:
+        net.fit(X, Y, epochs=5, batch_size=4, random_state=0)
+    assert isinstance(caught.value, KeyboardInterrupt)
+    monkeypatch.undo()
+    same = Network([X.shape[1], 6, 3], output="softmax", loss="log_loss", random_state=0)
+    same.fit(X, Y, epochs=2, batch_size=4, random_state=0)
+    assert net.loss_curve_ == same.loss_curve_ == same.loss_curve_[:1] + [caught.value.loss]
+    np.testing.assert_array_equal(net.params, same.params)
