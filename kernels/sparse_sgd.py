@@ -29,9 +29,10 @@ epoch, which all lag by the same steps. Every row is brought up to date at the
 end of the epoch; so nothing outside the kernel ever sees a row that is behind.
 
 An epoch that stops early (a non-finite loss or weights) is undone by the
-kernel: a row's weights and velocities are copied when the epoch first touches
-it (its velocities are flushed then too, as every epoch starts), and only those
-rows are put back; the rows the epoch never touched were never written. The
+kernel: before the epoch, the weights and velocities of the rows its data
+reaches are copied (one pass along the first layer), and only those rows are
+put back; the other rows were never written (not even by the velocity flush
+that starts every epoch, which a row gets at its first touch instead). The
 copy holds the rows the epoch's data reaches, not the whole first layer.
 
 A wide first layer does not fit in cache, and a step is bound by how fast its
@@ -219,8 +220,9 @@ def _end_segment(W0, V0, last, logged, n_logged, t, tree, powers, run_start, wit
     emptied for the next segment."""
     for q in range(n_logged):
         k = logged[q]
-        _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
-        last[k] = 0
+        if last[k] >= 0:
+            _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
+            last[k] = 0
     p00, p01, p10, p11 = _steps_product(0, t, tree, powers, run_start)
     b00, b01, b10, b11 = before[0], before[1], before[2], before[3]
     before[0] = p00 * b00 + p01 * b10
@@ -232,8 +234,8 @@ def _end_segment(W0, V0, last, logged, n_logged, t, tree, powers, run_start, wit
 
 @jit(internal=True)
 def _undo_epoch(W0, V0, logged, n_logged, log_w, log_v, with_velocity):
-    """The rows this epoch touched put back as they were before it (the others
-    were never written)."""
+    """The rows this epoch's data reaches put back as they were before it (the
+    others were never written)."""
     for q in range(n_logged):
         k = logged[q]
         for j in range(W0.shape[1]):
@@ -341,22 +343,34 @@ def _max_touched_rows(X_indptr, order, batch_size, n_features):
 
 
 @jit(internal=True)
-def _count_columns(X_indices, X_indptr, order, marker):
-    """How many distinct columns the rows ``order`` hold non-zeros in
-    (``marker``: all -1, left so)."""
-    count = 0
+def _copy_touched_rows(X_indices, X_indptr, order, marker, W0, V0, with_velocity, log_rows,
+                       log_w, log_v):
+    """Copy the first-layer rows that the rows ``order`` of X reach (weights and
+    velocities) into the log, in column order; returns how many.
+
+    One pass before the epoch, along the first layer: far cheaper than copying
+    each row at its first touch inside the epoch, where the stores compete
+    with the step's own cache misses. ``marker`` (all -1) is left so. Raises
+    when ``log_rows`` is too short."""
     for r in range(order.shape[0]):
         i = order[r]
         for p in range(X_indptr[i], X_indptr[i + 1]):
-            k = X_indices[p]
-            if marker[k] < 0:
-                marker[k] = 0
-                count += 1
-    for r in range(order.shape[0]):
-        i = order[r]
-        for p in range(X_indptr[i], X_indptr[i + 1]):
-            marker[X_indices[p]] = -1
-    return count
+            marker[X_indices[p]] = 0
+    n_logged = 0
+    for k in range(W0.shape[0]):
+        if marker[k] < 0:
+            continue
+        marker[k] = -1
+        if n_logged == log_rows.shape[0]:
+            raise ValueError("sparse_sgd_epoch: log_rows holds fewer rows than the epoch touches")
+        log_rows[n_logged] = k
+        for j in range(W0.shape[1]):
+            log_w[n_logged, j] = W0[k, j]
+        if with_velocity:
+            for j in range(W0.shape[1]):
+                log_v[n_logged, j] = V0[k, j]
+        n_logged += 1
+    return n_logged
 
 
 @jit
@@ -378,9 +392,9 @@ def sparse_sgd_epoch(
     features; the loss reported is the same, its L2 term included.
 
     An epoch that stops early (a non-finite loss or weights) is undone here:
-    the first-layer rows it touched are put back from a copy taken at their
-    first touch, and the rest of the network from a copy taken at the start;
-    the rows it never touched were never written. So no copy of the whole
+    the first-layer rows its data reaches are put back from a copy taken at
+    the start, and so is the rest of the network; the other rows were never
+    written. So no copy of the whole
     first layer is needed, only of the rows the epoch's data reaches.
 
     Parameters
@@ -434,13 +448,13 @@ def sparse_sgd_epoch(
         Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
         layer needs them.
     log_rows : ndarray of int64, shape (capacity,)
-        Work array: the first-layer rows the epoch has touched, in order.
+        Work array: the first-layer rows the epoch's data reaches.
         ``capacity`` at least the number of distinct columns of the rows in
         ``order`` (``min(n_features, non-zeros of X)`` always is).
     log_values : ndarray of shape (2, capacity, layer_sizes[1])
         Work array: those rows' weights (``[0]``) and velocities (``[1]``;
         shape ``(1, ...)`` without momentum) as they were before the epoch.
-        Pages of it that an epoch does not reach are never written.
+        Only its first rows are written: pages beyond take no memory.
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
     outcome : ndarray of float64, shape (2,)
@@ -485,13 +499,11 @@ def sparse_sgd_epoch(
     saved_rng = rng_state[0]
     flush_at = begin_epoch(info, opt, hyper, upper_state)
     slot = np.full(n_in, -1, dtype=np.int64)  # a touched row's place in ``grad0``
-    if log_rows.shape[0] < min(n_in, X_indptr[X_indptr.shape[0] - 1]):
-        if log_rows.shape[0] < _count_columns(X_indices, X_indptr, order, slot):
-            raise ValueError("sparse_sgd_epoch: log_rows holds fewer rows than the epoch touches")
-    logged = log_rows
     log_w = log_values[0]
     log_v = log_values[log_values.shape[0] - 1]
-    n_logged = 0
+    n_logged = _copy_touched_rows(
+        X_indices, X_indptr, order, slot, W0, V0, with_velocity, log_rows, log_w, log_v
+    )
     n_batches = (n + batch_size - 1) // batch_size
     capacity = 1
     while capacity < min(max(n_batches, 1), SEGMENT_STEPS):
@@ -544,13 +556,7 @@ def sparse_sgd_epoch(
             if q + PREFETCH_AHEAD < n_touched:
                 _prefetch_row(W0, V0, touched[q + PREFETCH_AHEAD], with_velocity)
             k = touched[q]
-            if last[k] < 0:  # its first touch in this epoch: kept, to undo the epoch
-                logged[n_logged] = k
-                for j in range(n_first):
-                    log_w[n_logged, j] = W0[k, j]
-                    if with_velocity:
-                        log_v[n_logged, j] = V0[k, j]
-                n_logged += 1
+            if last[k] < 0:  # its first touch in this epoch
                 _first_catch_up(
                     W0, V0, k, t, tree, powers, run_start, with_velocity, before, flush_at
                 )
@@ -571,7 +577,7 @@ def sparse_sgd_epoch(
             continue
         batch_loss = loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
         if not loss_is_finite(info, batch_loss):
-            _undo_epoch(W0, V0, logged, n_logged, log_w, log_v, with_velocity)
+            _undo_epoch(W0, V0, log_rows, n_logged, log_w, log_v, with_velocity)
             params[size0:] = saved_params
             upper_state[:] = saved_state
             rng_state[0] = saved_rng
@@ -646,14 +652,14 @@ def sparse_sgd_epoch(
         n_steps += 1
         if t == capacity:
             _end_segment(
-                W0, V0, last, logged, n_logged, t, tree, powers, run_start, with_velocity,
+                W0, V0, last, log_rows, n_logged, t, tree, powers, run_start, with_velocity,
                 before,
             )
             t = 0
         if not end_step(
             info, start + nb, moments[0] + upper_sq, bsq, n_steps, flush_at, upper_state
         ):
-            _undo_epoch(W0, V0, logged, n_logged, log_w, log_v, with_velocity)
+            _undo_epoch(W0, V0, log_rows, n_logged, log_w, log_v, with_velocity)
             params[size0:] = saved_params
             upper_state[:] = saved_state
             rng_state[0] = saved_rng
