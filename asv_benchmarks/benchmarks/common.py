@@ -67,6 +67,44 @@ def wide_sparse_rate(estimator, X, y, classes):
     return X.shape[0] / timed(estimator.partial_fit, X, y)
 
 
+def _resident_bytes():
+    """This process's resident memory (Linux: /proc/self/statm), or None."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def wide_sparse_epoch_memory(estimator, X, y, classes):
+    """Peak resident memory that one ``partial_fit`` epoch over X adds to the
+    process (sampled every 2 ms), over the bytes of the first layer's weights:
+    the model initialised (and its kernels compiled) by ``partial_fit`` on two
+    rows first. tracemalloc would miss the kernels' own (Numba) arrays."""
+    import threading
+
+    if _resident_bytes() is None:
+        raise NotImplementedError("resident memory is read from /proc (Linux only)")
+    estimator.partial_fit(X[:2], y[:2], classes=classes)
+    estimator.partial_fit(X[:2], y[:2])
+    base = _resident_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], _resident_bytes())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        estimator.partial_fit(X, y)
+    finally:
+        done.set()
+        sampler.join()
+    return (peak[0] - base) / estimator.coefs_[0].nbytes
+
+
 def get_data(n_samples=N_SAMPLES, n_features=N_FEATURES, dtype="float64", kind="dense"):
     """Train/test split of a synthetic 10-class problem (dense or CSR at 1%)."""
     X, y = (_dense_data if kind == "dense" else _csr_data)(n_samples + 1000, n_features)
