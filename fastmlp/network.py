@@ -478,6 +478,17 @@ class Network:
         """This network's policy for one kind of step (:func:`fastmlp._threads.thread_policy`)."""
         return _threads.thread_policy(kind, self.layer_sizes, self.dtype, allowed)
 
+    def _per_sample_policy(self, is_sparse):
+        """The per-sample epoch's thread policy, or None where it would never
+        thread (no layer big enough, or threads not usable): the kernel then
+        runs a version compiled without its parallel regions, a third less
+        to compile on first use."""
+        threadable = getattr(K.threadable_layers, "py_func", K.threadable_layers)
+        if not threadable(self._sizes, is_sparse):
+            return None
+        policy = self._thread_policy("per-sample")
+        return policy if policy[K.threads.P_ENABLED] else None
+
     def release_buffers(self):
         """Drop the cached work buffers (a full-batch buffer can be large) and the
         copy of the weights kept to undo a diverged epoch."""
@@ -802,7 +813,7 @@ class Network:
                     gbuf,
                     xwork,
                     info,
-                    self._thread_policy("per-sample"),
+                    self._per_sample_policy(inputs.is_sparse),
                 )
             elif not inputs.is_sparse and self._split_batches(batch_size):
                 with blas_on_one_thread():

@@ -20,7 +20,7 @@ from .minibatch import minibatch_epoch, minibatch_epoch_split
 from .optimizers import N_HYPER, OPTIMIZER_CODES, ROW_BLOCKS, make_hyper
 from .packing import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_WEIGHTS, STATUS_OK, layout
 from .passes import loss_and_gradients, loss_and_gradients_split, predict_batches, predict_chunks
-from .per_sample import sgd_epoch
+from .per_sample import sgd_epoch, threadable_layers
 from .sparse_sgd import sparse_sgd_epoch
 from .threads import new_policy
 
@@ -46,4 +46,5 @@ __all__ = [
     "predict_chunks",
     "sgd_epoch",
     "sparse_sgd_epoch",
+    "threadable_layers",
 ]

@@ -352,7 +352,9 @@ def update_layer(
     """:func:`update_rank1_fused` on a whole layer, in ``ROW_BLOCKS`` blocks of rows.
 
     Layers of fewer than ``BLOCKED_LAYER_SIZE`` weights are one block. With
-    ``threaded`` the blocks run on Numba's thread pool. Each block keeps its
+    ``threaded`` the blocks run on Numba's thread pool; ``threaded=None``
+    compiles a version without the parallel region at all (Numba drops the
+    branch: less to compile where threads are never used). Each block keeps its
     own sum of squares and its own part of ``out_next``, and the parts are
     added in block order, so the result is the same bit for bit whether
     threaded or not, and for any thread count.
@@ -375,12 +377,15 @@ def update_layer(
     n_blocks = min(ROW_BLOCKS, m_rows)
     if fuse:
         out_parts[:n_blocks, :n] = 0
-    if threaded and n_blocks > 1:
-        _update_blocks_threaded(
-            opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, n_blocks, sq_parts,
-            out_parts,
-        )
-    else:
+    run_threaded = False
+    if threaded is not None:
+        run_threaded = threaded and n_blocks > 1
+        if run_threaded:
+            _update_blocks_threaded(
+                opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, n_blocks, sq_parts,
+                out_parts,
+            )
+    if not run_threaded:
         for c in range(n_blocks):
             sq_parts[c] = update_rank1_fused(
                 opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, out_parts[c, :n],

@@ -131,9 +131,11 @@ def sgd_epoch(
         :meth:`fastmlp.Network.train_epoch`).
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
-    policy : ndarray of float64
+    policy : ndarray of float64 or None
         Thread policy of this kind of step (:mod:`fastmlp.kernels.threads`);
-        updated.
+        updated. None: never threaded, and Numba compiles a version without
+        the parallel regions (about a third less to compile; for networks
+        with no layer big enough to thread, see :func:`threadable_layers`).
     """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
     w_off, b_off, unit_off = layout(layer_sizes)
@@ -176,25 +178,25 @@ def sgd_epoch(
     can_overlap = (
         not is_sparse and n_blocks0 > 1 and layer_sizes[0] * layer_sizes[1] >= BLOCKED_LAYER_SIZE
     )
-    # the thread pool only ever runs the row blocks of big layers (not a CSR
-    # first layer's: its step is scattered by row)
-    threadable = False
-    for l in range(n_weight_layers):
-        big = layer_sizes[l] * layer_sizes[l + 1] >= BLOCKED_LAYER_SIZE and layer_sizes[l] > 1
-        if big and (l > 0 or not is_sparse):
-            threadable = True
-            if l > 0:
-                can_overlap = False
+    threadable = threadable_layers(layer_sizes, is_sparse)
+    for l in range(1, n_weight_layers):
+        if layer_sizes[l] * layer_sizes[l + 1] >= BLOCKED_LAYER_SIZE and layer_sizes[l] > 1:
+            can_overlap = False
     upper_out = np.zeros(2, dtype=params.dtype)
-    if threadable:
-        begin_call(policy, n)
+    # (``policy is not None``: Numba compiles the threaded branches only then)
+    if policy is not None:
+        if threadable:
+            begin_call(policy, n)
     for s in range(n):
         i = order[s]
         w = sample_weight[i]
         if w == 0:
             info[0] = s + 1
             continue
-        threaded = threadable and use_threads(policy)
+        threaded = False
+        if policy is not None:
+            threaded = threadable and use_threads(policy)
+        threads = _threads_flag(policy, threaded)  # None: compiled without the threaded code
         started = cycles()
         # forward
         out = abuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
@@ -245,31 +247,34 @@ def sgd_epoch(
         lr_t = step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / w
         d0 = dbuf[unit_off[1] : unit_off[1] + layer_sizes[1]]
-        if threaded and can_overlap and s_next < n:
-            # the first layer's row blocks and the upper layers in one parallel
-            # region (the upper layers as one more task, on the first thread)
-            _step_first_and_upper_threaded(
-                opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper,
-                X_dense[order[s_next]], n_blocks0, sq_parts, out_parts, params, state1, state2,
-                layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1, SB2, d_all,
-                upper_out,
-            )
-            sq0 = sum_block_parts(sq_parts, out_parts, n_blocks0, z_next)
-            pending = s_next
-            sq_up = upper_out[0]
-            bsq = upper_out[1]
-        else:
+        overlap = False
+        if policy is not None:
+            overlap = threaded and can_overlap and s_next < n
+            if overlap:
+                # the first layer's row blocks and the upper layers in one parallel
+                # region (the upper layers as one more task, on the first thread)
+                _step_first_and_upper_threaded(
+                    opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper,
+                    X_dense[order[s_next]], n_blocks0, sq_parts, out_parts, params, state1,
+                    state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer, unit, B, SB1, SB2,
+                    d_all, upper_out,
+                )
+                sq0 = sum_block_parts(sq_parts, out_parts, n_blocks0, z_next)
+                pending = s_next
+                sq_up = upper_out[0]
+                bsq = upper_out[1]
+        if not overlap:
             if not is_sparse:
                 if s_next < n:
                     sq0 = update_layer(
                         opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper,
-                        X_dense[order[s_next]], z_next, threaded, sq_parts, out_parts,
+                        X_dense[order[s_next]], z_next, threads, sq_parts, out_parts,
                     )
                     pending = s_next
                 else:
                     sq0 = update_layer(
                         opt, W0, V01, V02, X_dense[i], d0, alpha, inv, lr_t, hyper, no_rows,
-                        no_rows, threaded, sq_parts, out_parts,
+                        no_rows, threads, sq_parts, out_parts,
                     )
             elif sparse_rows_only:
                 sq0 = zero
@@ -288,15 +293,37 @@ def sgd_epoch(
                     xwork[X_indices[p]] = 0
             sq_up, bsq = _update_upper_layers(
                 opt, params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf, outer,
-                unit, B, SB1, SB2, d_all, alpha, inv, lr_t, hyper, threaded, sq_parts, out_parts,
+                unit, B, SB1, SB2, d_all, alpha, inv, lr_t, hyper, threads, sq_parts, out_parts,
             )
         sq = sq0 + sq_up
-        if threadable:
-            record_step(policy, threaded, cycles() - started, 1)
+        if policy is not None:
+            if threadable:
+                record_step(policy, threaded, cycles() - started, 1)
         n_steps += 1
         if not end_step(info, s + 1, sq, bsq, n_steps, flush_at, state1):
             return total
     return total
+
+
+@jit(inline="always")
+def threadable_layers(layer_sizes, is_sparse):
+    """Whether :func:`sgd_epoch` can run any step on the thread pool: when a
+    layer has ``BLOCKED_LAYER_SIZE`` weights or more (not a CSR first layer,
+    whose step is scattered by row). Otherwise pass it ``policy=None``."""
+    for l in range(layer_sizes.shape[0] - 1):
+        big = layer_sizes[l] * layer_sizes[l + 1] >= BLOCKED_LAYER_SIZE and layer_sizes[l] > 1
+        if big and (l > 0 or not is_sparse):
+            return True
+    return False
+
+
+@jit(internal=True)  # not inlined: its return type must follow the type of ``policy``
+def _threads_flag(policy, threaded):
+    """``threaded``, or None without a policy (typed ``none``: the callees that
+    take it then compile without their threaded branch)."""
+    if policy is None:
+        return None
+    return threaded
 
 
 @jit(internal=True)

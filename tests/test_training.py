@@ -1,5 +1,6 @@
 """Whole compiled epochs against Python loops of the same kernels and the NumPy reference."""
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -274,6 +275,26 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
     # that rounding for near-zero gradients, hence 1e-9 (the issue's bound)
     for got, exp in zip(net.coefs_ + net.intercepts_, params):
         assert_allclose(got, exp, rtol=1e-9, atol=1e-11)
+
+
+def test_per_sample_epochs_that_never_thread_run_the_version_without_threads(monkeypatch):
+    # no layer of BLOCKED_LAYER_SIZE weights (or threads off): the kernel gets
+    # policy=None and Numba compiles it without the parallel regions (a third
+    # less to compile on first use); the bits are the same (the test above
+    # compares FASTMLP_THREADS=0, now that version, with threads on big layers)
+    rng = np.random.RandomState(0)
+    small = Network([5, 7, 3], output="softmax", loss="log_loss", random_state=0)
+    big = Network([300, 128, 3], output="softmax", loss="log_loss", random_state=0)
+    assert small._per_sample_policy(False) is None
+    assert big._per_sample_policy(True) is None  # a CSR first layer never threads
+    assert (big._per_sample_policy(False) is not None) == threads_may_run()
+    monkeypatch.setenv("FASTMLP_THREADS", "0")
+    assert big._per_sample_policy(False) is None
+    if not numba.config.DISABLE_JIT:
+        small.set_optimizer("sgd", momentum=0.9)
+        X, Y = rng.rand(10, 5), np.eye(3)[rng.randint(0, 3, 10)]
+        small.train_epoch(X, Y, 0.1, batch_size=1)
+        assert any(str(sig[-1]) == "none" for sig in K.sgd_epoch.signatures)
 
 
 def _reference_epoch(
