@@ -467,7 +467,11 @@ class Network:
         planes = 2 if self._opt_settings.get("momentum", 0) else 1
         key = ("undo", capacity, planes)
         if key not in self._buffers:
-            self._buffers = {k: v for k, v in self._buffers.items() if k[0] != "undo"}
+            self._buffers = {
+                k: v
+                for k, v in self._buffers.items()
+                if not (isinstance(k, tuple) and k[0] == "undo")
+            }
             self._buffers[key] = (
                 np.empty(capacity, dtype=np.int64),
                 np.empty((planes, capacity, self.layer_sizes[1]), dtype=self.dtype),
@@ -866,7 +870,9 @@ class Network:
         abuf, dbuf, gbuf, xbuf = self._buffer(batch_size)
         if inputs.is_sparse:
             xbuf = np.empty((0, 0), dtype=self.dtype)
-        grads = np.empty_like(self._params)
+        grads = self._buffers.get("gradients")  # kept until release_buffers
+        if grads is None or grads.shape != self._params.shape or grads.dtype != self.dtype:
+            grads = self._buffers["gradients"] = np.empty_like(self._params)
         return K.minibatch_epoch(
             inputs.kernel_x,
             Y,
