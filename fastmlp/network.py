@@ -490,7 +490,13 @@ class Network:
         threadable = getattr(K.threadable_layers, "py_func", K.threadable_layers)
         if not threadable(self._sizes, is_sparse):
             return None
-        policy = self._thread_policy("per-sample")
+        return self._usable_policy("per-sample")
+
+    def _usable_policy(self, kind):
+        """The thread policy of ``kind``, or None where threads cannot be used
+        (one CPU, ``FASTMLP_THREADS=0``, a forked child): the kernels then run
+        a version compiled without their parallel regions."""
+        policy = self._thread_policy(kind)
         return policy if policy[K.threads.P_ENABLED] else None
 
     def release_buffers(self):
@@ -830,7 +836,7 @@ class Network:
                         *common,
                         *self._split_buffers(batch_size),
                         info,
-                        self._thread_policy(("split", batch_size)),
+                        self._usable_policy(("split", batch_size)),
                     )
             else:
                 with blas_on_one_thread():

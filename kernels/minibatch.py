@@ -365,9 +365,10 @@ def minibatch_epoch_split(
         Work array: each row block's sum of squares.
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
-    policy : ndarray of float64
+    policy : ndarray of float64 or None
         Thread policy of this kind of step (:mod:`fastmlp.kernels.threads`);
-        updated.
+        updated. None: never threaded, and Numba compiles a version without
+        the parallel regions (where threads cannot be used: less to compile).
     """
     w_off, b_off, unit_off = layout(layer_sizes)
     n = order.shape[0]
@@ -393,19 +394,24 @@ def minibatch_epoch_split(
     total = 0.0
     flush_at = begin_epoch(info, opt, hyper, state1)
     n_steps = 0
-    begin_call(policy, (n + batch_size - 1) // batch_size)
+    # (``policy is not None``: Numba compiles the threaded branches only then)
+    if policy is not None:
+        begin_call(policy, (n + batch_size - 1) // batch_size)
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
-        threaded = use_threads(policy)
+        threaded = False
+        if policy is not None:
+            threaded = use_threads(policy)
         started = cycles()
-        if threaded:
-            _split_halves_threaded(
-                X, Y, sample_weight, order, start, nb, params,
-                layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
-                drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
-                upper_grads, size0, half_loss, half_weight,
-            )
-        else:
+        if policy is not None:
+            if threaded:
+                _split_halves_threaded(
+                    X, Y, sample_weight, order, start, nb, params,
+                    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
+                    drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
+                    upper_grads, size0, half_loss, half_weight,
+                )
+        if not threaded:
             for h in range(2):
                 _split_half(
                     h, X, Y, sample_weight, order, start, nb, params,
@@ -424,20 +430,22 @@ def minibatch_epoch_split(
         total += batch_loss * nb
         lr_t = step_learning_rate(opt, lr, hyper, step, scratch)
         inv = one / sw_sum
-        if threaded:
-            _split_step_threaded(
-                nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
-                xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
-                lr_t, hyper, unit, sq_parts, upper_sq,
-            )
-        else:
+        if policy is not None:
+            if threaded:
+                _split_step_threaded(
+                    nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
+                    xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
+                    lr_t, hyper, unit, sq_parts, upper_sq,
+                )
+        if not threaded:
             for c in range(n_blocks + 1):
                 _split_step_task(
                     c, nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
                     xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
                     lr_t, hyper, unit, sq_parts, upper_sq,
                 )
-        record_step(policy, threaded, cycles() - started, nb)
+        if policy is not None:
+            record_step(policy, threaded, cycles() - started, nb)
         sq = upper_sq[0]
         for c in range(n_blocks):
             sq += sq_parts[c]

@@ -277,7 +277,7 @@ def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
         assert_allclose(got, exp, rtol=1e-9, atol=1e-11)
 
 
-def test_per_sample_epochs_that_never_thread_run_the_version_without_threads(monkeypatch):
+def test_epochs_that_never_thread_run_the_version_without_threads(monkeypatch):
     # no layer of BLOCKED_LAYER_SIZE weights (or threads off): the kernel gets
     # policy=None and Numba compiles it without the parallel regions (a third
     # less to compile on first use); the bits are the same (the test above
@@ -290,6 +290,7 @@ def test_per_sample_epochs_that_never_thread_run_the_version_without_threads(mon
     assert (big._per_sample_policy(False) is not None) == threads_may_run()
     monkeypatch.setenv("FASTMLP_THREADS", "0")
     assert big._per_sample_policy(False) is None
+    assert big._usable_policy(("split", 64)) is None  # the split epoch likewise
     if not numba.config.DISABLE_JIT:
         small.set_optimizer("sgd", momentum=0.9)
         X, Y = rng.rand(10, 5), np.eye(3)[rng.randint(0, 3, 10)]
