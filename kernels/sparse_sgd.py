@@ -149,6 +149,14 @@ def _steps_product(s, t, tree, powers, run_start):
     return _tree_product(tree, s, t)
 
 
+@jit(inline="always")
+def _product(a00, a01, a10, a11, b00, b01, b10, b11):
+    """The 2x2 product ``A @ B``, as ``(p00, p01, p10, p11)``."""
+    return (
+        a00 * b00 + a01 * b10, a00 * b01 + a01 * b11, a10 * b00 + a11 * b10, a10 * b01 + a11 * b11
+    )
+
+
 @jit(inline="always")  # (as _steps_product)
 def _apply_to_row(W0, V0, k, p00, p01, p10, p11, with_velocity):
     """``(w, v) <- P (w, v)`` on row ``k`` of the first layer (and its velocities)."""
@@ -190,10 +198,7 @@ def _first_catch_up(W0, V0, k, t, tree, powers, run_start, with_velocity, before
             return  # the epoch's first step: nothing to catch up
     else:
         p00, p01, p10, p11 = _steps_product(0, t, tree, powers, run_start)
-        b00, b01, b10, b11 = (
-            p00 * b00 + p01 * b10, p00 * b01 + p01 * b11,
-            p10 * b00 + p11 * b10, p10 * b01 + p11 * b11,
-        )
+        b00, b01, b10, b11 = _product(p00, p01, p10, p11, b00, b01, b10, b11)
     _apply_to_row(W0, V0, k, b00, b01, b10, b11, with_velocity)
 
 
@@ -224,24 +229,29 @@ def _end_segment(W0, V0, last, logged, n_logged, t, tree, powers, run_start, wit
             _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
             last[k] = 0
     p00, p01, p10, p11 = _steps_product(0, t, tree, powers, run_start)
-    b00, b01, b10, b11 = before[0], before[1], before[2], before[3]
-    before[0] = p00 * b00 + p01 * b10
-    before[1] = p00 * b01 + p01 * b11
-    before[2] = p10 * b00 + p11 * b10
-    before[3] = p10 * b01 + p11 * b11
+    before[0], before[1], before[2], before[3] = _product(
+        p00, p01, p10, p11, before[0], before[1], before[2], before[3]
+    )
     _tree_reset(tree)
 
 
 @jit(internal=True)
-def _undo_epoch(W0, V0, logged, n_logged, log_w, log_v, with_velocity):
-    """The rows this epoch's data reaches put back as they were before it (the
-    others were never written)."""
+def _undo_epoch(
+    W0, V0, logged, n_logged, log_w, log_v, with_velocity, upper, saved_upper, upper_state,
+    saved_state, rng_state, saved_rng,
+):
+    """The network put back as it was before the epoch: the first-layer rows
+    its data reaches from their copy (the others were never written), the
+    layers above (``upper``, ``upper_state``) and the dropout stream."""
     for q in range(n_logged):
         k = logged[q]
         for j in range(W0.shape[1]):
             W0[k, j] = log_w[q, j]
             if with_velocity:
                 V0[k, j] = log_v[q, j]
+    upper[:] = saved_upper
+    upper_state[:] = saved_state
+    rng_state[0] = saved_rng
 
 
 @jit(fastmath=UPDATE_FASTMATH, internal=True)
@@ -394,8 +404,8 @@ def sparse_sgd_epoch(
     An epoch that stops early (a non-finite loss or weights) is undone here:
     the first-layer rows its data reaches are put back from a copy taken at
     the start, and so is the rest of the network; the other rows were never
-    written. So no copy of the whole
-    first layer is needed, only of the rows the epoch's data reaches.
+    written. So no copy of the whole first layer is needed, only of the rows
+    the epoch's data reaches.
 
     Parameters
     ----------
@@ -492,8 +502,8 @@ def sparse_sgd_epoch(
     outcome[0] = 0.0
     outcome[1] = 0.0
     upper_state = state1[size0:]  # flushed every FLUSH_INTERVAL steps; the first layer per epoch
-    # to undo an epoch that stops early: the network above the first layer,
-    # and the first layer's rows as each is first touched
+    # to undo an epoch that stops early: the network above the first layer
+    # here, the first layer's rows that the epoch reaches in the log below
     saved_params = params[size0:].copy()
     saved_state = upper_state.copy()
     saved_rng = rng_state[0]
@@ -577,10 +587,10 @@ def sparse_sgd_epoch(
             continue
         batch_loss = loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
         if not loss_is_finite(info, batch_loss):
-            _undo_epoch(W0, V0, log_rows, n_logged, log_w, log_v, with_velocity)
-            params[size0:] = saved_params
-            upper_state[:] = saved_state
-            rng_state[0] = saved_rng
+            _undo_epoch(
+                W0, V0, log_rows, n_logged, log_w, log_v, with_velocity, params[size0:],
+                saved_params, upper_state, saved_state, rng_state, saved_rng,
+            )
             return total
         total += batch_loss * nb
         lr_t = step_learning_rate(opt, lr, hyper, step, scratch)
@@ -659,10 +669,10 @@ def sparse_sgd_epoch(
         if not end_step(
             info, start + nb, moments[0] + upper_sq, bsq, n_steps, flush_at, upper_state
         ):
-            _undo_epoch(W0, V0, log_rows, n_logged, log_w, log_v, with_velocity)
-            params[size0:] = saved_params
-            upper_state[:] = saved_state
-            rng_state[0] = saved_rng
+            _undo_epoch(
+                W0, V0, log_rows, n_logged, log_w, log_v, with_velocity, params[size0:],
+                saved_params, upper_state, saved_state, rng_state, saved_rng,
+            )
             return total
     _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, before, flush_at)
     outcome[0] = total
