@@ -23,6 +23,7 @@ from numba import types
 from numba.core import cgutils
 from numba.core.caching import FunctionCache
 from numba.core.extending import intrinsic
+from numba.core.runtime import rtsys
 
 CACHE = os.environ.get("FASTMLP_CACHE", "1") not in ("0", "false", "False", "no")
 # ``NUMBA_DISABLE_JIT=1``: every kernel runs as the plain Python it is written
@@ -40,7 +41,18 @@ class _TolerantFunctionCache(FunctionCache):
 
     def load_overload(self, sig, target_context):
         try:
-            return super().load_overload(sig, target_context)
+            # Numba's own load_overload first refreshes the target context:
+            # it imports and installs every typing and lowering registry (all
+            # of NumPy's functions), 0.15-0.2 s, a compiler's needs, which a
+            # compiled kernel loaded from disk does not have. What the loaded
+            # machine code calls into must be in place: Numba's runtime (NRT)
+            # symbols, installed here; its C helpers and math functions are
+            # installed when the context is made; parallel kernels start their
+            # thread pool themselves on load. A compile later in the process
+            # refreshes the context as usual.
+            rtsys.initialize(target_context)
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
         except Exception as exc:
             index = getattr(self._cache_file, "_index_path", None)
             try:
