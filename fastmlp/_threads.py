@@ -32,7 +32,7 @@ def thread_setting():
     """``FASTMLP_THREADS``: 0 ('0', 'false', 'no': kernels stay on one thread),
     2 ('always': every step that can be threaded is, for benchmarks and
     tests) or 1 (anything else, the default: the kernels time both ways and
-    keep the faster, see :mod:`fastmlp.kernels.threads`)."""
+    keep the faster, see :mod:`fastmlp.kernels.thread_policy`)."""
     value = os.environ.get("FASTMLP_THREADS", "1").strip().lower()
     if value in ("0", "false", "no"):
         return 0
@@ -67,7 +67,7 @@ def threads_usable():
     fallback 'workqueue' layer is neither), more than one Numba thread, outside
     a process forked from this one (GNU OpenMP aborts there), and unless
     ``FASTMLP_THREADS=0``. Where it is, the kernels still choose step by step
-    whether threads pay (:mod:`fastmlp.kernels.threads`). The answer never
+    whether threads pay (:mod:`fastmlp.kernels.thread_policy`). The answer never
     changes the results: each threaded step has a serial form with the same
     arithmetic in the same order.
     """
@@ -132,7 +132,7 @@ _thread_policies = {}
 
 
 def thread_policy(kind, layer_sizes, dtype, allowed=True):
-    """The thread policy of one kind of step (see :mod:`fastmlp.kernels.threads`);
+    """The thread policy of one kind of step (see :mod:`fastmlp.kernels.thread_policy`);
     threads enabled when ``allowed`` and the thread pool is usable, as
     :func:`thread_setting` says.
 
@@ -145,7 +145,7 @@ def thread_policy(kind, layer_sizes, dtype, allowed=True):
     if policy is None:
         policy = _thread_policies.setdefault(key, K.new_policy())
     usable = threads_usable()  # (launches the pool, which every caller needs)
-    policy[K.threads.P_ENABLED] = thread_setting() if allowed and usable else 0
+    policy[K.thread_policy.P_ENABLED] = thread_setting() if allowed and usable else 0
     return policy
 
 

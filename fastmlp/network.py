@@ -497,7 +497,7 @@ class Network:
         (one CPU, ``FASTMLP_THREADS=0``, a forked child): the kernels then run
         a version compiled without their parallel regions."""
         policy = self._thread_policy(kind)
-        return policy if policy[K.threads.P_ENABLED] else None
+        return policy if policy[K.thread_policy.P_ENABLED] else None
 
     def release_buffers(self):
         """Drop the cached work buffers (a full-batch buffer can be large) and the

@@ -22,7 +22,7 @@ from .packing import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_WEIGHTS, STATUS_OK,
 from .passes import loss_and_gradients, loss_and_gradients_split, predict_batches, predict_chunks
 from .per_sample import sgd_epoch, threadable_layers
 from .sparse_sgd import sparse_sgd_epoch
-from .threads import new_policy
+from .thread_policy import new_policy
 
 __all__ = [
     "ACTIVATION_CODES",

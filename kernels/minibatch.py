@@ -25,7 +25,7 @@ from .packing import (
     row_view,
 )
 from .passes import batch_loss_and_raw_gradients
-from .threads import begin_call, cycles, record_step, use_threads
+from .thread_policy import begin_call, cycles, record_step, use_threads
 
 
 @jit
@@ -284,7 +284,7 @@ def minibatch_epoch_split(
     per half, and each block stepped at once while it is in cache; the upper
     layers and the intercepts are one more task (:func:`_split_step_task`).
 
-    Per batch, ``policy`` (:mod:`fastmlp.kernels.threads`) runs the two
+    Per batch, ``policy`` (:mod:`fastmlp.kernels.thread_policy`) runs the two
     halves and then the step's tasks on Numba's thread pool, or the same
     work in the same order on this thread: the split depends on the shapes
     alone, so the results do not depend on the mode, the number of threads or
@@ -366,7 +366,7 @@ def minibatch_epoch_split(
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
     policy : ndarray of float64 or None
-        Thread policy of this kind of step (:mod:`fastmlp.kernels.threads`);
+        Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
         updated. None: never threaded, and Numba compiles a version without
         the parallel regions (where threads cannot be used: less to compile).
     """

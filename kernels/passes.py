@@ -17,7 +17,7 @@ from .activations import activate_2d, activate_hidden, backprop_activation
 from .dense import add_bias_rows, affine_csr_row
 from .losses import output_loss_and_delta
 from .packing import batch_block, bias_view, coef_sq_norm, gate_view, layout, weight_view
-from .threads import begin_call, cycles, record_step, set_chunk_size, use_threads
+from .thread_policy import begin_call, cycles, record_step, set_chunk_size, use_threads
 
 
 @jit(internal=True)
@@ -416,7 +416,7 @@ def predict_chunks(
 
     A chunk holds as many rows as a row of ``abuf`` (shape ``(g, m)``) holds
     units of every layer. Per group of ``g`` chunks, ``policy``
-    (:mod:`fastmlp.kernels.threads`) runs them as tasks on Numba's thread
+    (:mod:`fastmlp.kernels.thread_policy`) runs them as tasks on Numba's thread
     pool, one chunk per task (``set_chunk_size(1)``: with TBB, a thread
     that the scheduler parks leaves the chunks it has not started to the
     other; measured beside two busy processes, the policy then kept the
@@ -449,7 +449,7 @@ def predict_chunks(
     xbuf : ndarray
         Work array: per task, a chunk's gathered input rows (CSR input).
     policy : ndarray of float64
-        Thread policy of this kind of step (:mod:`fastmlp.kernels.threads`);
+        Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
         updated.
     """
     n = out.shape[0]
@@ -594,7 +594,7 @@ def loss_and_gradients_split(
 
     The halves (the first ``ceil(n / 2)`` rows, then the rest) run on two
     threads or one after the other on this thread, as ``policy``
-    (:mod:`fastmlp.kernels.threads`) chooses: the same arithmetic either way.
+    (:mod:`fastmlp.kernels.thread_policy`) chooses: the same arithmetic either way.
     The results equal :func:`loss_and_gradients`'s up to rounding (each sum in
     two parts). ``half_grads`` has shape ``(2, n_params)``; ``abuf``, ``dbuf``
     and ``gbuf`` a leading axis of 2, each row for ``ceil(n / 2)`` rows. BLAS
@@ -640,7 +640,7 @@ def loss_and_gradients_split(
     xbuf : ndarray
         Unused (the rows are taken in order).
     policy : ndarray of float64
-        Thread policy of this kind of step (:mod:`fastmlp.kernels.threads`);
+        Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
         updated.
     """
     w_off, b_off, unit_off = layout(layer_sizes)

@@ -33,7 +33,7 @@ from .packing import (
     row_view,
     weight_view,
 )
-from .threads import begin_call, cycles, record_step, use_threads
+from .thread_policy import begin_call, cycles, record_step, use_threads
 
 
 @jit
@@ -58,7 +58,7 @@ def sgd_epoch(
 
     Layers of ``BLOCKED_LAYER_SIZE`` weights or more are updated in row
     blocks (:func:`update_layer`), on Numba's thread pool for the samples that
-    ``policy`` (:mod:`fastmlp.kernels.threads`) runs threaded; when the first
+    ``policy`` (:mod:`fastmlp.kernels.thread_policy`) runs threaded; when the first
     layer is big and every layer above it small, those are stepped as one more
     task of the first layer's parallel region
     (:func:`_step_first_and_upper_threaded`). The result is the same bit for
@@ -132,7 +132,7 @@ def sgd_epoch(
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
     policy : ndarray of float64 or None
-        Thread policy of this kind of step (:mod:`fastmlp.kernels.threads`);
+        Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
         updated. None: never threaded, and Numba compiles a version without
         the parallel regions (about a third less to compile; for networks
         with no layer big enough to thread, see :func:`threadable_layers`).

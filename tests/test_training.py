@@ -26,7 +26,7 @@ SOLVERS = [
 
 def threaded_steps():
     """Steps run on the thread pool so far, over every thread policy of the process."""
-    return sum(p[K.threads.P_STEPS + 1] for p in threads_module._thread_policies.values())
+    return sum(p[K.thread_policy.P_STEPS + 1] for p in threads_module._thread_policies.values())
 
 
 def threads_may_run():
