@@ -12,6 +12,9 @@ or corrupted file, a pickle from another Numba) is deleted and the kernel
 recompiled with a warning, and a cache directory that cannot be used disables
 caching for that kernel with a warning, instead of failing the import or the
 first call.
+A kernel loaded from it skips Numba's compiler set-up (its typing and
+lowering registries, ~0.15 s once per process), which loaded machine code
+does not need: a warm process's first fit costs 0.08 s more than the next.
 """
 
 import os
