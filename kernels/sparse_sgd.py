@@ -37,7 +37,9 @@ copy holds the rows the epoch's data reaches, not the whole first layer.
 
 A wide first layer does not fit in cache, and a step is bound by how fast its
 rows come from memory: the loops over the touched rows prefetch the rows a few
-places ahead (``PREFETCH_AHEAD``), so that their cache misses overlap.
+places ahead (``PREFETCH_AHEAD``), so that their cache misses overlap; and for a
+layer partly held in the last-level cache (``PREFETCH_NEXT_BYTES``), the next
+batch's rows are prefetched while this batch's rows take their step.
 
 The L2 term of the loss needs ``sum(W0 ** 2)`` at every step. It is kept as
 three running second moments of the first layer, ``sum(w^2)``, ``sum(w v)``
@@ -324,6 +326,13 @@ def _step_touched_row(
 # Rows prefetched ahead of the one being worked on (a row of 64 float64 units
 # and its velocities are 16 cache lines)
 PREFETCH_AHEAD = 4
+# First layers (weights alone) from which the next batch's rows are prefetched
+# during this batch's step: a layer larger than the last-level cache but partly
+# held in it (10^5 columns x 64 units: +5-10% in float64, +10-15% in float32).
+# Smaller, the rows are in cache anyway (10^4 columns: -1% to -6%); larger,
+# nearly every row comes from memory and the extra misses slow the step itself
+# as much as they save (10^6 columns: 0 to -5%). asv_benchmarks/README.md.
+PREFETCH_NEXT_BYTES = (1 << 24, 1 << 28)
 
 
 @jit(inline="always")
@@ -534,6 +543,9 @@ def sparse_sgd_epoch(
     max_touched = _max_touched_rows(X_indptr, order, batch_size, n_in)
     touched = np.empty(max_touched, dtype=np.int64)
     grad0 = np.empty((max_touched, n_first), dtype=params.dtype)
+    upcoming = np.empty(max_touched, dtype=np.int64)
+    layer_bytes = W0.shape[0] * W0.shape[1] * W0.itemsize
+    prefetch_next = PREFETCH_NEXT_BYTES[0] <= layer_bytes < PREFETCH_NEXT_BYTES[1]
 
     t = 0  # steps done in this segment
     n_steps = 0
@@ -637,11 +649,27 @@ def sparse_sgd_epoch(
         moments[2] = m10 * m10 * ww + 2.0 * m10 * m11 * wv + m11 * m11 * vv
         # the touched rows: their step, and their moments from idle to actual
         mom_t = hyper[H_MOMENTUM]
+        # the next batch's rows, fetched from memory while this batch's rows
+        # (in cache by now) take their step: a wide layer only
+        n_upcoming = 0
+        if prefetch_next:
+            for r in range(min(batch_size, n - start - nb)):
+                i = order[start + nb + r]
+                for p in range(X_indptr[i], X_indptr[i + 1]):
+                    if n_upcoming < upcoming.shape[0]:
+                        upcoming[n_upcoming] = X_indices[p]
+                        n_upcoming += 1
+        u = 0
         for q in range(min(n_touched, PREFETCH_AHEAD)):
             _prefetch_row(W0, V0, touched[q], with_velocity)
         for q in range(n_touched):
             if q + PREFETCH_AHEAD < n_touched:
                 _prefetch_row(W0, V0, touched[q + PREFETCH_AHEAD], with_velocity)
+            due = ((q + 1) * n_upcoming) // n_touched
+            while u < due:
+                prefetch(last_2d, upcoming[u], 0)
+                _prefetch_row(W0, V0, upcoming[u], with_velocity)
+                u += 1
             k = touched[q]
             _step_touched_row(
                 W0, V0, k, grad0[q], unit[0], alpha, inv, lr_t, mom_t, nesterov, with_velocity,

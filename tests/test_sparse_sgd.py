@@ -17,6 +17,7 @@ from sklearn import neural_network as sknn
 from sklearn.exceptions import ConvergenceWarning
 
 from fastmlp import EpochInterrupted, MLPClassifier, MLPRegressor, Network, TrainingDiverged
+from fastmlp.kernels import sparse_sgd
 
 
 def _wide_sparse(n_samples=150, n_features=400, nnz=4, n_classes=3, seed=0):
@@ -80,6 +81,30 @@ def test_lazy_rows_fit_the_weights_and_losses_of_the_dense_step(
     assert_allclose(lazy.loss_curve_, dense.loss_curve_, rtol=1e-9)
     # the never-touched columns decayed exactly as the dense step decays them
     assert_allclose(lazy.coefs_[0][-20:], dense.coefs_[0][-20:], rtol=1e-9)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_a_layer_wide_enough_to_prefetch_the_next_batch_trains_as_the_dense_step(batch_size):
+    # 2**18 columns x 8 units of float64: a first layer of 16 MiB, inside the
+    # window where the epoch prefetches the next batch's rows during a step
+    n_features, width = 2**18, 8
+    low, high = sparse_sgd.PREFETCH_NEXT_BYTES
+    assert low <= n_features * width * 8 < high
+    X, y = _wide_sparse(n_samples=40, n_features=n_features, nnz=6)
+    lazy, dense = _fit_both(
+        MLPClassifier,
+        X,
+        y,
+        solver="sgd",
+        hidden_layer_sizes=(width,),
+        batch_size=batch_size,
+        learning_rate_init=0.05,
+        alpha=0.01,
+        max_iter=3,
+        random_state=0,
+    )
+    assert _max_rel(lazy.coefs_ + lazy.intercepts_, dense.coefs_ + dense.intercepts_) < 1e-9
+    assert_allclose(lazy.loss_curve_, dense.loss_curve_, rtol=1e-9)
 
 
 @pytest.mark.parametrize("batch_size", [1, 10])
