@@ -83,6 +83,10 @@ def test_lazy_rows_fit_the_weights_and_losses_of_the_dense_step(
     assert_allclose(lazy.coefs_[0][-20:], dense.coefs_[0][-20:], rtol=1e-9)
 
 
+@pytest.mark.skipif(
+    numba.config.DISABLE_JIT,
+    reason="a 16 MiB layer stepped as plain Python, where a prefetch does nothing: compiled only",
+)
 @pytest.mark.parametrize("batch_size", [1, 7])
 def test_a_layer_wide_enough_to_prefetch_the_next_batch_trains_as_the_dense_step(batch_size):
     # 2**18 columns x 8 units of float64: a first layer of 16 MiB, inside the
