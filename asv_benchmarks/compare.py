@@ -44,6 +44,7 @@ from benchmarks.common import (
     TorchMLP,
     rates_side_by_side,
     torch_available,
+    warm_up,
     wide_sparse_data,
     wide_sparse_rate,
 )
@@ -53,7 +54,7 @@ def throughput(make, X, y, repeats):
     # a BLAS pool that has just run (the previous library's) spins on a core
     # for about 0.1 s: start on a settled process
     time.sleep(0.3)
-    make().fit(X[:50], y[:50])  # warm-up / JIT
+    warm_up(make().fit, X[:50], y[:50])  # warm-up / JIT, threaded kernels included
     times = []
     for _ in range(repeats):
         est = make()

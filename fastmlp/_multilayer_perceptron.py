@@ -551,7 +551,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         loss_scale = self._loss_scale()
         threads = contextlib.ExitStack()
         try:
-            threads.enter_context(network.training_threads())
+            threads.enter_context(network.training_threads(expected_epochs=self.max_iter))
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:

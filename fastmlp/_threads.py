@@ -1,9 +1,10 @@
 """When fastmlp's kernels may use threads, how BLAS runs beside them, and where work is split.
 
 Everything tuned about threads is here: the ``FASTMLP_THREADS`` setting, the
-thread policies the kernels time their steps with (shared per process), the
-thresholds from which work is split so that it can run on two threads, and
-BLAS pinned to one thread around every kernel that calls it.
+thread policies the kernels time their steps with (shared per process), when
+an epoch's threaded version is worth compiling, the thresholds from which work
+is split so that it can run on two threads, and BLAS pinned to one thread
+around every kernel that calls it.
 """
 
 import importlib
@@ -30,9 +31,11 @@ if hasattr(os, "register_at_fork"):
 
 def thread_setting():
     """``FASTMLP_THREADS``: 0 ('0', 'false', 'no': kernels stay on one thread),
-    2 ('always': every step that can be threaded is, for benchmarks and
-    tests) or 1 (anything else, the default: the kernels time both ways and
-    keep the faster, see :mod:`fastmlp.kernels.thread_policy`)."""
+    2 ('always': every step that can be threaded is, and the threaded versions
+    are compiled at once; for benchmarks, tests and warming a cache) or 1
+    (anything else, the default: the kernels time both ways and keep the
+    faster, see :mod:`fastmlp.kernels.thread_policy`; threaded versions are
+    compiled when :func:`threads_worth_compiling`)."""
     value = os.environ.get("FASTMLP_THREADS", "1").strip().lower()
     if value in ("0", "false", "no"):
         return 0
@@ -127,8 +130,46 @@ def split_predict(n_samples, n_params):
     return n_samples >= 2 * SPLIT_PREDICT_MIN_ROWS and n_samples * n_params >= SPLIT_PREDICT_WORK
 
 
+# An epoch kernel's threaded version is a second compiled version of it (its
+# parallel regions and Numba's thread-pool wrappers): about 6 s to compile for
+# the split mini-batch epoch on a 2-core machine, for at most about half of each
+# step saved. So an epoch runs the version without threads until the threaded
+# one is ready (compiled in this process, or in the on-disk cache) or one thread
+# has spent, and the fit is expected to spend, this much time on such steps
+# (:func:`threads_worth_compiling`): the compile waits until the threads could
+# have saved about as much, and is then paid once per cache. The bits do not
+# depend on it. (Measured with ``asv_benchmarks/benchmarks/mlp.py``'s JitCost.)
+THREADS_PAYBACK_SECONDS = 15.0
+
 # Thread policies (see thread_policy), by kind of step, layer sizes and dtype
 _thread_policies = {}
+# One-thread seconds of the epochs run without their threaded version, same keys
+_serial_seconds = {}
+
+
+def _policy_key(kind, layer_sizes, dtype):
+    return (kind, tuple(int(size) for size in layer_sizes), np.dtype(dtype).char)
+
+
+def threads_worth_compiling(kind, layer_sizes, dtype, expected_seconds=0.0):
+    """Whether an epoch kernel's threaded version is worth compiling now.
+
+    Yes with ``FASTMLP_THREADS=always``; otherwise once the one-thread epochs of
+    this kind of step (and network shape and dtype) in this process, spent
+    (:func:`add_serial_seconds`) and ``expected_seconds`` still to come, reach
+    :data:`THREADS_PAYBACK_SECONDS`. (A version already compiled or cached
+    is used without asking.)
+    """
+    if thread_setting() == 2:
+        return True
+    spent = _serial_seconds.get(_policy_key(kind, layer_sizes, dtype), 0.0)
+    return spent + expected_seconds >= THREADS_PAYBACK_SECONDS
+
+
+def add_serial_seconds(kind, layer_sizes, dtype, seconds):
+    """Count ``seconds`` of an epoch run without its threaded version."""
+    key = _policy_key(kind, layer_sizes, dtype)
+    _serial_seconds[key] = _serial_seconds.get(key, 0.0) + seconds
 
 
 def thread_policy(kind, layer_sizes, dtype, allowed=True):
@@ -140,7 +181,7 @@ def thread_policy(kind, layer_sizes, dtype, allowed=True):
     dtype, so that the fits of a grid search or a cross-validation start from
     what the earlier ones measured. A policy changes the speed only, never the
     results, and a race between two threads on one is harmless."""
-    key = (kind, tuple(layer_sizes), np.dtype(dtype).char)
+    key = _policy_key(kind, layer_sizes, dtype)
     policy = _thread_policies.get(key)
     if policy is None:
         policy = _thread_policies.setdefault(key, K.new_policy())

@@ -8,6 +8,7 @@ in, arrays out. Weights live in one flat vector packed as scikit-learn's
 
 import copy
 import numbers
+import time
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -310,6 +311,7 @@ class Network:
         for key in ("_coefs", "_intercepts", "_buffers"):
             state.pop(key)
         state.pop("_epoch_checkpoint", None)
+        state.pop("_run", None)
         return state
 
     def _trained_arrays(self):
@@ -482,15 +484,42 @@ class Network:
         """This network's policy for one kind of step (:func:`fastmlp._threads.thread_policy`)."""
         return _threads.thread_policy(kind, self.layer_sizes, self.dtype, allowed)
 
-    def _per_sample_policy(self, is_sparse):
-        """The per-sample epoch's thread policy, or None where it would never
-        thread (no layer big enough, or threads not usable): the kernel then
-        runs a version compiled without its parallel regions, a third less
-        to compile on first use."""
-        threadable = getattr(K.threadable_layers, "py_func", K.threadable_layers)
-        if not threadable(self._sizes, is_sparse):
-            return None
-        return self._usable_policy("per-sample")
+    def _epoch_policy(self, kind, kernel, args, threadable=True):
+        """The thread policy to call an epoch ``kernel(*args, policy)`` with, and
+        whether to count the epoch's time (:meth:`_count_serial_epoch`): it runs
+        on one thread because its threaded version is not worth compiling yet.
+
+        None (the kernel's version compiled without its parallel regions, a
+        third less to compile) where threads cannot be used or the network
+        has nothing to thread; and, until that version is ready (compiled or
+        cached) or worth compiling (:func:`fastmlp._threads.threads_worth_compiling`,
+        from the one-thread time spent and expected in this fit), None too.
+        """
+        policy = self._usable_policy(kind) if threadable else None
+        if policy is None:
+            return None, False
+        run = self._training_run()
+        expected = run["epochs_left"] * run["serial_seconds"].get(kind, 0.0)
+        if _threads.threads_worth_compiling(
+            kind, self.layer_sizes, self.dtype, expected
+        ) or K.is_ready(kernel, (*args, policy)):
+            return policy, False
+        # (an epoch that compiles the version without threads is not counted)
+        return None, K.is_ready(kernel, (*args, None))
+
+    def _training_run(self):
+        """What this process knows of the current run of epochs (not pickled):
+        how many epochs are still expected (:meth:`training_threads`), and the
+        last one-thread epoch's seconds of each kind of step."""
+        run = self.__dict__.get("_run")
+        if run is None:
+            run = self._run = {"epochs_left": 0, "serial_seconds": {}}
+        return run
+
+    def _count_serial_epoch(self, kind, seconds):
+        """Account an epoch run on one thread while its threaded version waits."""
+        self._training_run()["serial_seconds"][kind] = seconds
+        _threads.add_serial_seconds(kind, self.layer_sizes, self.dtype, seconds)
 
     def _usable_policy(self, kind):
         """The thread policy of ``kind``, or None where threads cannot be used
@@ -767,6 +796,7 @@ class Network:
             self._epoch_checkpoint = self.checkpoint(into=self.__dict__.get("_epoch_checkpoint"))
         info = np.zeros(2, dtype=np.int64)
         outcome = np.zeros(2)
+        waiting = False  # on one thread while the threaded version waits
         common = (
             self._params,
             self._sizes,
@@ -812,32 +842,30 @@ class Network:
             elif batch_size == 1:
                 abuf, dbuf, gbuf, _ = self._buffer(1)
                 xwork = np.zeros(self.layer_sizes[0] if inputs.is_sparse else 0, dtype=self.dtype)
-                total = K.sgd_epoch(
-                    inputs.kernel_x,
+                args = (inputs.kernel_x, Y, sw, order, *common, abuf, dbuf, gbuf, xwork, info)
+                threadable = getattr(K.threadable_layers, "py_func", K.threadable_layers)
+                kind = "per-sample"
+                policy, waiting = self._epoch_policy(
+                    kind, K.sgd_epoch, args, threadable(self._sizes, inputs.is_sparse)
+                )
+                started = time.perf_counter()
+                total = K.sgd_epoch(*args, policy)
+            elif not inputs.is_sparse and self._split_batches(batch_size):
+                args = (
+                    inputs.dense,
                     Y,
                     sw,
                     order,
+                    batch_size,
                     *common,
-                    abuf,
-                    dbuf,
-                    gbuf,
-                    xwork,
+                    *self._split_buffers(batch_size),
                     info,
-                    self._per_sample_policy(inputs.is_sparse),
                 )
-            elif not inputs.is_sparse and self._split_batches(batch_size):
+                kind = ("split", batch_size)
+                policy, waiting = self._epoch_policy(kind, K.minibatch_epoch_split, args)
+                started = time.perf_counter()
                 with blas_on_one_thread():
-                    total = K.minibatch_epoch_split(
-                        inputs.dense,
-                        Y,
-                        sw,
-                        order,
-                        batch_size,
-                        *common,
-                        *self._split_buffers(batch_size),
-                        info,
-                        self._usable_policy(("split", batch_size)),
-                    )
+                    total = K.minibatch_epoch_split(*args, policy)
             else:
                 with blas_on_one_thread():
                     total = self._minibatch_epoch(
@@ -858,6 +886,10 @@ class Network:
             elif outcome[1] and isinstance(exc, KeyboardInterrupt):
                 raise EpochInterrupted(float(outcome[0]) / max(len(order), 1)) from exc
             raise
+        run = self._training_run()
+        run["epochs_left"] = max(run["epochs_left"] - 1, 0)
+        if waiting:
+            self._count_serial_epoch(kind, time.perf_counter() - started)
         if info[1] != K.STATUS_OK:
             if not undone_by_kernel:
                 self.restore(self._epoch_checkpoint)
@@ -895,7 +927,7 @@ class Network:
         )
 
     @contextmanager
-    def training_threads(self):
+    def training_threads(self, expected_epochs=0):
         """Context for a run of :meth:`train_epoch` calls (a fit).
 
         BLAS stays on one thread for the whole run, the predictions and
@@ -904,9 +936,23 @@ class Network:
         thread pools costs more than either saves (a BLAS pool that has just
         run keeps its threads spinning for about 0.1 s, and they slow the next
         split epoch 2-4x).
+
+        Parameters
+        ----------
+        expected_epochs : int, default=0
+            How many epochs the run may take (e.g. ``max_iter``): from the
+            first epoch's time, it tells whether the rest of the run is long
+            enough to be worth compiling the epoch's threaded version
+            (:func:`fastmlp._threads.threads_worth_compiling`).
         """
-        with blas_on_one_thread():
-            yield
+        run = self._training_run()
+        run["epochs_left"] = int(expected_epochs)
+        run["serial_seconds"] = {}
+        try:
+            with blas_on_one_thread():
+                yield
+        finally:
+            self._training_run()["epochs_left"] = 0
 
     def _split_batches(self, batch_size):
         """Whether mini-batch epochs on dense X split each batch in two halves
@@ -986,7 +1032,7 @@ class Network:
         X = self.prepare(X)
         n = X.n_samples
         self.loss_curve_ = []
-        with self.training_threads():
+        with self.training_threads(expected_epochs=epochs):
             for _ in range(int(epochs)):
                 order = rng.permutation(n) if shuffle else None
                 try:

@@ -14,6 +14,7 @@ by step).
 """
 
 from ._jit import CACHE as CACHE_ENABLED
+from ._jit import is_ready
 from .activations import ACTIVATION_CODES
 from .losses import LOSS_CODES, is_supported_pair
 from .minibatch import minibatch_epoch, minibatch_epoch_split
@@ -34,6 +35,7 @@ __all__ = [
     "STATUS_NONFINITE_LOSS",
     "STATUS_NONFINITE_WEIGHTS",
     "STATUS_OK",
+    "is_ready",
     "is_supported_pair",
     "layout",
     "loss_and_gradients",

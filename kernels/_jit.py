@@ -133,6 +133,39 @@ def jit(func=None, **overrides):
     return decorate(func)
 
 
+def is_ready(kernel, args):
+    """Whether ``kernel(*args)`` would run without compiling first.
+
+    True when the version for these argument types is compiled in this process
+    or stored in the on-disk cache (from which loading takes milliseconds); False
+    when calling it would compile it. Always True under ``NUMBA_DISABLE_JIT``.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        A kernel made by :func:`jit`.
+    args : tuple
+        The arguments it would be called with.
+
+    Returns
+    -------
+    bool
+    """
+    if DISABLE_JIT or not hasattr(kernel, "typeof_pyval"):
+        return True
+    signature = tuple(kernel.typeof_pyval(value) for value in args)
+    if signature in kernel.overloads:
+        return True
+    cache = kernel._cache
+    if not isinstance(cache, FunctionCache) or not getattr(cache, "_enabled", False):
+        return False
+    try:
+        key = cache._index_key(signature, kernel.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # an unreadable index: loading would fail, so it would compile
+        return False
+
+
 @intrinsic
 def unliteral(typingctx, value):
     """``value`` typed as a plain runtime value, not as a literal constant.

@@ -1,5 +1,7 @@
 """Whole compiled epochs against Python loops of the same kernels and the NumPy reference."""
 
+import os
+
 import numba
 import numpy as np
 import pytest
@@ -222,6 +224,114 @@ def test_full_batch_epoch_is_one_step_on_the_full_gradient(rng):
     assert_allclose(net.params, expected, rtol=1e-12, atol=1e-14)
 
 
+def test_threaded_version_waits_until_ready_or_worth_compiling(monkeypatch):
+    # an epoch runs the version without threads (policy None) while its threaded
+    # version is neither compiled nor cached and one thread has not spent, nor
+    # is the fit expected to spend, THREADS_PAYBACK_SECONDS on such epochs
+    if not threads_may_run():
+        pytest.skip("threads cannot run here")
+    monkeypatch.setenv("FASTMLP_THREADS", "1")
+    monkeypatch.setattr(threads_module, "_serial_seconds", {})
+    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", 1e9)
+    ready = {"threaded": False}
+    asked = []
+
+    def is_ready(kernel, args):
+        asked.append(args[-1] is None)
+        return args[-1] is None or ready["threaded"]
+
+    monkeypatch.setattr(K, "is_ready", is_ready)
+    policies = []
+    real_epoch = K.sgd_epoch
+
+    def sgd_epoch(*args):
+        policies.append(args[-1])
+        return real_epoch(*args)
+
+    monkeypatch.setattr(K, "sgd_epoch", sgd_epoch)
+    rng = np.random.RandomState(0)
+    X, Y = rng.rand(4, 300), np.eye(3)[rng.randint(0, 3, 4)]
+    net = Network([300, 128, 3], output="softmax", loss="log_loss", random_state=0)
+    net.set_optimizer("sgd", momentum=0.9)
+
+    def epochs(count, expected=0):
+        del policies[:]
+        with net.training_threads(expected_epochs=expected):
+            for _ in range(count):
+                net.train_epoch(X, Y, 0.01, batch_size=1)
+        return [policy is not None for policy in policies]
+
+    assert epochs(3) == [False] * 3
+    key = ("per-sample", (300, 128, 3), "d")
+    spent = threads_module._serial_seconds[key]
+    assert spent > 0
+    # spent in this process: worth compiling once it reaches the payback time
+    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", spent)
+    assert epochs(1) == [True]
+    # expected in this fit: the first epoch's time times the epochs left
+    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", spent + 1e3)
+    assert epochs(3, expected=10**9) == [False, True, True]
+    assert epochs(2, expected=1) == [False, False]
+    # compiled or cached already: used at once
+    ready["threaded"] = True
+    assert epochs(1) == [True]
+    ready["threaded"] = False
+    # FASTMLP_THREADS=always: compiled at once
+    monkeypatch.setenv("FASTMLP_THREADS", "always")
+    assert epochs(1) == [True]
+    # an epoch that compiles the version without threads does not count
+    monkeypatch.setenv("FASTMLP_THREADS", "1")
+    monkeypatch.setattr(K, "is_ready", lambda kernel, args: False)
+    before = dict(threads_module._serial_seconds)
+    assert epochs(1) == [False]
+    assert threads_module._serial_seconds == before
+
+
+def test_is_ready_knows_compiled_and_cached_versions(tmp_path):
+    # in this process: compiled or not, per argument types
+    from fastmlp.kernels._jit import jit
+
+    @jit(cache=False)
+    def twice(x):
+        return 2 * x
+
+    if numba.config.DISABLE_JIT:
+        assert K.is_ready(twice, (1.0,))
+        return
+    assert not K.is_ready(twice, (1.0,))
+    twice(1.0)
+    assert K.is_ready(twice, (1.0,))
+    assert not K.is_ready(twice, (1,))
+    # in the on-disk cache: ready in a new process before the first call
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "cached_kernel.py").write_text(
+        textwrap.dedent(
+            """
+            from fastmlp.kernels._jit import jit
+
+            @jit
+            def thrice(x):
+                return 3 * x
+            """
+        )
+    )
+    code = (
+        "import sys, fastmlp.kernels as K, cached_kernel as m;"
+        "print(K.is_ready(m.thrice, (1.0,)), m.thrice(1.0), K.is_ready(m.thrice, (1.0,)))"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert runs == [["False", "3.0", "True"], ["True", "3.0", "True"]]
+
+
 @pytest.mark.parametrize("solver,options", [SOLVERS[2], SOLVERS[3]])
 @pytest.mark.parametrize("sizes", [[300, 128, 3], [300, 128, 40, 3], [300, 128, 300, 3]])
 def test_blocked_and_threaded_layer_updates_match_reference_bit_for_bit(
@@ -285,11 +395,17 @@ def test_epochs_that_never_thread_run_the_version_without_threads(monkeypatch):
     rng = np.random.RandomState(0)
     small = Network([5, 7, 3], output="softmax", loss="log_loss", random_state=0)
     big = Network([300, 128, 3], output="softmax", loss="log_loss", random_state=0)
-    assert small._per_sample_policy(False) is None
-    assert big._per_sample_policy(True) is None  # a CSR first layer never threads
-    assert (big._per_sample_policy(False) is not None) == threads_may_run()
+    monkeypatch.setenv("FASTMLP_THREADS", "always")  # (compiled at once where it may thread)
+
+    def per_sample_policy(net, sparse):
+        threadable = getattr(K.threadable_layers, "py_func", K.threadable_layers)
+        return net._epoch_policy("per-sample", K.sgd_epoch, (), threadable(net._sizes, sparse))[0]
+
+    assert per_sample_policy(small, False) is None
+    assert per_sample_policy(big, True) is None  # a CSR first layer never threads
+    assert (per_sample_policy(big, False) is not None) == threads_may_run()
     monkeypatch.setenv("FASTMLP_THREADS", "0")
-    assert big._per_sample_policy(False) is None
+    assert per_sample_policy(big, False) is None
     assert big._usable_policy(("split", 64)) is None  # the split epoch likewise
     if not numba.config.DISABLE_JIT:
         small.set_optimizer("sgd", momentum=0.9)

@@ -22,6 +22,7 @@ from .common import (
     quiet,
     timed,
     torch_available,
+    warm_up,
     wide_sparse_data,
     wide_sparse_epoch_memory,
     wide_sparse_rate,
@@ -54,7 +55,7 @@ class _FitBench:
         quiet()
         self.X, self.X_test, self.y, self.y_test = get_data(n_samples, dtype=dtype, kind=kind)
         self.settings = estimator_settings(solver, hidden)
-        self.make(self.settings).fit(self.X[:50], self.y[:50])  # warm the JIT
+        warm_up(self.make(self.settings).fit, self.X[:50], self.y[:50])  # warm the JIT
 
     def time_fit(self, *params):
         self.make(self.settings).fit(self.X, self.y)
