@@ -131,15 +131,16 @@ def split_predict(n_samples, n_params):
 
 
 # An epoch kernel's threaded version is a second compiled version of it (its
-# parallel regions and Numba's thread-pool wrappers): about 6 s to compile for
-# the split mini-batch epoch on a 2-core machine, for at most about half of each
-# step saved. So an epoch runs the version without threads until the threaded
-# one is ready (compiled in this process, or in the on-disk cache) or one thread
-# has spent, and the fit is expected to spend, this much time on such steps
-# (:func:`threads_worth_compiling`): the compile waits until the threads could
-# have saved about as much, and is then paid once per cache. The bits do not
-# depend on it. (Measured with ``asv_benchmarks/benchmarks/mlp.py``'s JitCost.)
-THREADS_PAYBACK_SECONDS = 15.0
+# parallel regions and Numba's thread-pool wrappers): 7-8 s more for the first
+# default fit on a 2-core machine, where threads save about a third of an
+# epoch's time on one thread. So an epoch runs the version without threads
+# until the threaded one is ready (compiled in this process, or in the on-disk
+# cache) or one thread has spent, and the fit is expected to spend, this much
+# time on such epochs (:func:`threads_worth_compiling`): the compile waits until
+# the threads could have saved about what it costs (rent or buy), and is then
+# paid once per cache. The bits do not depend on it. Measured with
+# ``asv_benchmarks/README.md``'s JIT cost runs.
+THREADS_PAYBACK_SECONDS = 20.0
 
 # Thread policies (see thread_policy), by kind of step, layer sizes and dtype
 _thread_policies = {}

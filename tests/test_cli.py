@@ -165,6 +165,36 @@ def test_the_compile_notice_speaks_before_compiling_and_not_for_compiled_code(ca
     assert capsys.readouterr().out == "" and notice.seconds == 0
 
 
+def test_a_compile_during_the_fit_is_announced_and_left_out_of_its_time(monkeypatch, capsys):
+    # a long fit may compile an epoch's threaded version once it pays back
+    # (fastmlp._threads): here the second epoch of the timed fit "compiles"
+    # (Numba's compile event, 0.5 s) and the report says so and leaves it out
+    import time
+
+    from numba.core import event
+
+    from fastmlp import Network
+    from fastmlp.cli import main
+
+    real_epoch = Network.train_epoch
+    calls = []
+
+    def train_epoch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # warm-up epoch, then the fit's first and second
+            with event.trigger_event("numba:compile", data={"dispatcher": None, "args": ()}):
+                time.sleep(0.5)
+        return real_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "train_epoch", train_epoch)
+    assert main(["train", "--epochs", "2", "--no-compare"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("compiling threaded kernels") < out.index("epoch 2/2")
+    seconds = float(re.search(r"threaded kernels compiled in ([0-9.]+) s during the fit", out)[1])
+    fit = float(re.search(r"fit ([0-9.]+) s", out)[1])
+    assert 0.5 <= seconds < 5 and fit < seconds
+
+
 def test_version_help_and_files_that_are_not_models(tmp_path):
     from fastmlp import __version__
 
