@@ -502,10 +502,10 @@ class Network:
         expected = run["epochs_left"] * run["serial_seconds"].get(kind, 0.0)
         if _threads.threads_worth_compiling(
             kind, self.layer_sizes, self.dtype, expected
-        ) or K.is_ready(kernel, (*args, policy)):
+        ) or _threads.version_ready(kernel, (*args, policy)):
             return policy, False
         # (an epoch that compiles the version without threads is not counted)
-        return None, K.is_ready(kernel, (*args, None))
+        return None, _threads.version_ready(kernel, (*args, None))
 
     def _training_run(self):
         """What this process knows of the current run of epochs (not pickled):
@@ -850,6 +850,7 @@ class Network:
                 )
                 started = time.perf_counter()
                 total = K.sgd_epoch(*args, policy)
+                _threads.note_ready(K.sgd_epoch, (*args, policy))
             elif not inputs.is_sparse and self._split_batches(batch_size):
                 args = (
                     inputs.dense,
@@ -866,6 +867,7 @@ class Network:
                 started = time.perf_counter()
                 with blas_on_one_thread():
                     total = K.minibatch_epoch_split(*args, policy)
+                _threads.note_ready(K.minibatch_epoch_split, (*args, policy))
             else:
                 with blas_on_one_thread():
                     total = self._minibatch_epoch(

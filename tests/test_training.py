@@ -232,6 +232,7 @@ def test_threaded_version_waits_until_ready_or_worth_compiling(monkeypatch):
         pytest.skip("threads cannot run here")
     monkeypatch.setenv("FASTMLP_THREADS", "1")
     monkeypatch.setattr(threads_module, "_serial_seconds", {})
+    monkeypatch.setattr(threads_module, "_versions_ready", {})
     monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", 1e9)
     ready = {"threaded": False}
     asked = []
@@ -262,25 +263,34 @@ def test_threaded_version_waits_until_ready_or_worth_compiling(monkeypatch):
         return [policy is not None for policy in policies]
 
     assert epochs(3) == [False] * 3
+    assert sorted(asked) == [False, True]  # each version asked once (it reads the cache)
     key = ("per-sample", (300, 128, 3), "d")
     spent = threads_module._serial_seconds[key]
     assert spent > 0
-    # spent in this process: worth compiling once it reaches the payback time
-    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", spent)
-    assert epochs(1) == [True]
     # expected in this fit: the first epoch's time times the epochs left
     monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", spent + 1e3)
-    assert epochs(3, expected=10**9) == [False, True, True]
     assert epochs(2, expected=1) == [False, False]
-    # compiled or cached already: used at once
+    assert epochs(3, expected=10**9) == [False, True, True]
+    # run once, the threaded version is compiled: used at once from then on
+    assert epochs(1) == [True]
+    # spent in this process: worth compiling once it reaches the payback time
+    threads_module._versions_ready.clear()
+    assert epochs(1) == [False]
+    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", spent)
+    assert epochs(1) == [True]
+    # compiled or cached already (a new process): used at once
+    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", 1e9)
+    threads_module._versions_ready.clear()
     ready["threaded"] = True
     assert epochs(1) == [True]
-    ready["threaded"] = False
     # FASTMLP_THREADS=always: compiled at once
+    ready["threaded"] = False
+    threads_module._versions_ready.clear()
     monkeypatch.setenv("FASTMLP_THREADS", "always")
     assert epochs(1) == [True]
     # an epoch that compiles the version without threads does not count
     monkeypatch.setenv("FASTMLP_THREADS", "1")
+    threads_module._versions_ready.clear()
     monkeypatch.setattr(K, "is_ready", lambda kernel, args: False)
     before = dict(threads_module._serial_seconds)
     assert epochs(1) == [False]
