@@ -551,7 +551,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         loss_scale = self._loss_scale()
         threads = contextlib.ExitStack()
         try:
-            threads.enter_context(network.training_threads(expected_epochs=self.max_iter))
+            epochs = 1 if incremental else self.max_iter  # (partial_fit: one epoch)
+            threads.enter_context(network.training_threads(expected_epochs=epochs))
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
