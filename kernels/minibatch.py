@@ -368,7 +368,8 @@ def minibatch_epoch_split(
     policy : ndarray of float64 or None
         Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
         updated. None: never threaded, and Numba compiles a version without
-        the parallel regions (where threads cannot be used: less to compile).
+        the parallel regions (less to compile: where threads cannot be used,
+        or until the threaded version is worth compiling).
     """
     w_off, b_off, unit_off = layout(layer_sizes)
     n = order.shape[0]

@@ -135,7 +135,8 @@ def sgd_epoch(
         Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
         updated. None: never threaded, and Numba compiles a version without
         the parallel regions (about a third less to compile; for networks
-        with no layer big enough to thread, see :func:`threadable_layers`).
+        with no layer big enough to thread, see :func:`threadable_layers`,
+        and until the threaded version is worth compiling).
     """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
     w_off, b_off, unit_off = layout(layer_sizes)
