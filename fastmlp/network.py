@@ -796,7 +796,8 @@ class Network:
             self._epoch_checkpoint = self.checkpoint(into=self.__dict__.get("_epoch_checkpoint"))
         info = np.zeros(2, dtype=np.int64)
         outcome = np.zeros(2)
-        waiting = False  # on one thread while the threaded version waits
+        # an epoch on one thread while its threaded version waits: timed, by kind
+        waiting, kind, started = False, None, 0.0
         common = (
             self._params,
             self._sizes,
