@@ -2,7 +2,7 @@
 
 Everything tuned about threads is here: the ``FASTMLP_THREADS`` setting, the
 thread policies the kernels time their steps with (shared per process), when
-an epoch's threaded version is worth compiling, the thresholds from which work
+a kernel's threaded version is worth compiling, the thresholds from which work
 is split so that it can run on two threads, and BLAS pinned to one thread
 around every kernel that calls it.
 """
@@ -130,21 +130,22 @@ def split_predict(n_samples, n_params):
     return n_samples >= 2 * SPLIT_PREDICT_MIN_ROWS and n_samples * n_params >= SPLIT_PREDICT_WORK
 
 
-# An epoch kernel's threaded version is a second compiled version of it (its
+# A kernel's threaded version is a second compiled version of it (its
 # parallel regions and Numba's thread-pool wrappers): 7-8 s more for the first
 # default fit on a 2-core machine, where threads save about a third of an
-# epoch's time on one thread. So an epoch runs the version without threads
-# until the threaded one is ready (compiled in this process, or in the on-disk
-# cache) or one thread has spent, and the fit is expected to spend, this much
-# time on such epochs (:func:`threads_worth_compiling`): the compile waits until
-# the threads could have saved about what it costs (rent or buy), and is then
-# paid once per cache. The bits do not depend on it. Measured with
+# epoch's time on one thread, and 3 s more for the first predict. So an epoch,
+# predict and the split objective run the version without threads until the
+# threaded one is ready (compiled in this process, or in the on-disk cache) or
+# one thread has spent, and the fit is expected to spend, this much time on
+# such calls (:func:`threads_worth_compiling`): the compile waits until the
+# threads could have saved about what it costs (rent or buy), and is then paid
+# once per cache. The bits do not depend on it. Measured with
 # ``asv_benchmarks/README.md``'s JIT cost runs.
 THREADS_PAYBACK_SECONDS = 20.0
 
 # Thread policies (see thread_policy), by kind of step, layer sizes and dtype
 _thread_policies = {}
-# One-thread seconds of the epochs run without their threaded version, same keys
+# One-thread seconds of the calls run without their threaded version, same keys
 _serial_seconds = {}
 
 
@@ -153,9 +154,9 @@ def _policy_key(kind, layer_sizes, dtype):
 
 
 def threads_worth_compiling(kind, layer_sizes, dtype, expected_seconds=0.0):
-    """Whether an epoch kernel's threaded version is worth compiling now.
+    """Whether a kernel's threaded version is worth compiling now.
 
-    Yes with ``FASTMLP_THREADS=always``; otherwise once the one-thread epochs of
+    Yes with ``FASTMLP_THREADS=always``; otherwise once the one-thread calls of
     this kind of step (and network shape and dtype) in this process, spent
     (:func:`add_serial_seconds`) and ``expected_seconds`` still to come, reach
     :data:`THREADS_PAYBACK_SECONDS`. (A version already compiled or cached
@@ -167,19 +168,21 @@ def threads_worth_compiling(kind, layer_sizes, dtype, expected_seconds=0.0):
     return spent + expected_seconds >= THREADS_PAYBACK_SECONDS
 
 
-# Whether an epoch kernel's version for some arguments is compiled or cached
+# Whether a kernel's version for some arguments is compiled or cached
 # (kernels.is_ready), by kernel and argument kinds: asked once per process, not
 # at every epoch (it reads the cache's index, 0.2-0.4 ms)
 _versions_ready = {}
 
 
 def _argument_kinds(args):
-    """What decides the compiled version: each argument's dtype and number of
-    dimensions for arrays, its type otherwise (tuples element by element)."""
+    """What decides the compiled version: each argument's dtype, number of
+    dimensions, layout and writeability for arrays, its type otherwise (tuples
+    element by element)."""
     kinds = []
     for value in args:
         if isinstance(value, np.ndarray):
-            kinds.append((value.dtype.char, value.ndim, value.flags.c_contiguous))
+            flags = value.flags
+            kinds.append((value.dtype.char, value.ndim, flags.c_contiguous, flags.writeable))
         elif isinstance(value, tuple):
             kinds.append(_argument_kinds(value))
         else:
@@ -204,7 +207,7 @@ def note_ready(kernel, args):
 
 
 def add_serial_seconds(kind, layer_sizes, dtype, seconds):
-    """Count ``seconds`` of an epoch run without its threaded version."""
+    """Count ``seconds`` of a call run without its threaded version."""
     key = _policy_key(kind, layer_sizes, dtype)
     _serial_seconds[key] = _serial_seconds.get(key, 0.0) + seconds
 

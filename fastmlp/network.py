@@ -484,16 +484,17 @@ class Network:
         """This network's policy for one kind of step (:func:`fastmlp._threads.thread_policy`)."""
         return _threads.thread_policy(kind, self.layer_sizes, self.dtype, allowed)
 
-    def _epoch_policy(self, kind, kernel, args, threadable=True):
-        """The thread policy to call an epoch ``kernel(*args, policy)`` with, and
-        whether to count the epoch's time (:meth:`_count_serial_epoch`): it runs
-        on one thread because its threaded version is not worth compiling yet.
+    def _gated_policy(self, kind, kernel, args, threadable=True):
+        """The thread policy to call ``kernel(*args, policy)`` with (an epoch,
+        predict or the split objective), and whether to count the call's time
+        (:meth:`_count_serial_call`): it runs on one thread because its
+        threaded version is not worth compiling yet.
 
         None (the kernel's version compiled without its parallel regions, a
-        third less to compile) where threads cannot be used or the network
-        has nothing to thread; and, until that version is ready (compiled or
+        third less to compile) where threads cannot be used or the call has
+        nothing to thread; and, until that version is ready (compiled or
         cached) or worth compiling (:func:`fastmlp._threads.threads_worth_compiling`,
-        from the one-thread time spent and expected in this fit), None too.
+        from the one-thread time spent, and expected in this fit), None too.
         """
         policy = self._usable_policy(kind) if threadable else None
         if policy is None:
@@ -510,14 +511,15 @@ class Network:
     def _training_run(self):
         """What this process knows of the current run of epochs (not pickled):
         how many epochs are still expected (:meth:`training_threads`), and the
-        last one-thread epoch's seconds of each kind of step."""
+        last one-thread call's seconds of each kind of step (an epoch, or a
+        prediction or objective per epoch)."""
         run = self.__dict__.get("_run")
         if run is None:
             run = self._run = {"epochs_left": 0, "serial_seconds": {}}
         return run
 
-    def _count_serial_epoch(self, kind, seconds):
-        """Account an epoch run on one thread while its threaded version waits."""
+    def _count_serial_call(self, kind, seconds):
+        """Account a call run on one thread while its threaded version waits."""
         self._training_run()["serial_seconds"][kind] = seconds
         _threads.add_serial_seconds(kind, self.layer_sizes, self.dtype, seconds)
 
@@ -580,19 +582,24 @@ class Network:
         # where they pay): the chunks depend on n alone, so the bits do not
         # depend on the threads
         chunk = min(PREDICT_CHUNK, max(-(-n // PREDICT_GROUP), 1))
+        args = (
+            inputs.kernel_x,
+            params,
+            sizes,
+            codes,
+            self.leaky_relu_slope,
+            out,
+            np.empty((PREDICT_GROUP, chunk * units), dtype=self.dtype),
+            xbuf,
+        )
         big_enough = _threads.split_predict(n, params.size)
+        policy, waiting = self._gated_policy("predict", K.predict_chunks, args, big_enough)
+        started = time.perf_counter()
         with blas_on_one_thread():
-            K.predict_chunks(
-                inputs.kernel_x,
-                params,
-                sizes,
-                codes,
-                self.leaky_relu_slope,
-                out,
-                np.empty((PREDICT_GROUP, chunk * units), dtype=self.dtype),
-                xbuf,
-                self._thread_policy("predict", big_enough),
-            )
+            K.predict_chunks(*args, policy)
+        _threads.note_ready(K.predict_chunks, (*args, policy))
+        if waiting:
+            self._count_serial_call("predict", time.perf_counter() - started)
         return out
 
     def predict(self, X):
@@ -671,13 +678,18 @@ class Network:
             float(alpha),
             grads,
         )
-        with blas_on_one_thread():
-            if _threads.split_objective(n, self._params.size):
-                # two halves, on two threads where they pay (as a split batch)
-                loss = K.loss_and_gradients_split(
-                    *args, *self._objective_buffers(n), self._thread_policy("objective")
-                )
-            else:
+        if _threads.split_objective(n, self._params.size):
+            # two halves, on two threads where they pay (as a split batch)
+            args = (*args, *self._objective_buffers(n))
+            policy, waiting = self._gated_policy("objective", K.loss_and_gradients_split, args)
+            started = time.perf_counter()
+            with blas_on_one_thread():
+                loss = K.loss_and_gradients_split(*args, policy)
+            _threads.note_ready(K.loss_and_gradients_split, (*args, policy))
+            if waiting:
+                self._count_serial_call("objective", time.perf_counter() - started)
+        else:
+            with blas_on_one_thread():
                 loss = K.loss_and_gradients(*args, *self._buffer(n, inputs=False))
         return float(loss), grads
 
@@ -846,7 +858,7 @@ class Network:
                 args = (inputs.kernel_x, Y, sw, order, *common, abuf, dbuf, gbuf, xwork, info)
                 threadable = getattr(K.threadable_layers, "py_func", K.threadable_layers)
                 kind = "per-sample"
-                policy, waiting = self._epoch_policy(
+                policy, waiting = self._gated_policy(
                     kind, K.sgd_epoch, args, threadable(self._sizes, inputs.is_sparse)
                 )
                 started = time.perf_counter()
@@ -864,7 +876,7 @@ class Network:
                     info,
                 )
                 kind = ("split", batch_size)
-                policy, waiting = self._epoch_policy(kind, K.minibatch_epoch_split, args)
+                policy, waiting = self._gated_policy(kind, K.minibatch_epoch_split, args)
                 started = time.perf_counter()
                 with blas_on_one_thread():
                     total = K.minibatch_epoch_split(*args, policy)
@@ -892,7 +904,7 @@ class Network:
         run = self._training_run()
         run["epochs_left"] = max(run["epochs_left"] - 1, 0)
         if waiting:
-            self._count_serial_epoch(kind, time.perf_counter() - started)
+            self._count_serial_call(kind, time.perf_counter() - started)
         if info[1] != K.STATUS_OK:
             if not undone_by_kernel:
                 self.restore(self._epoch_checkpoint)

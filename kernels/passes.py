@@ -332,7 +332,7 @@ def batch_loss_and_raw_gradients(
     return loss_sum, sw_sum
 
 
-@jit
+@jit(inline="always")
 def predict_batches(
     X, params, layer_sizes, act_codes,
     act_param, out, abuf, xbuf,
@@ -387,7 +387,7 @@ def predict_batches(
                 out[start + r, j] = z[r, j]
 
 
-@jit(internal=True)
+@jit(inline="always")
 def _predict_chunk(
     chunk_index, h, chunk, X, params, layer_sizes,
     act_codes, act_param, out, abuf, xbuf,
@@ -406,7 +406,7 @@ def _predict_chunk(
         )
 
 
-@jit(parallel=PRANGE_ONLY)
+@jit
 def predict_chunks(
     X, params, layer_sizes, act_codes,
     act_param, out, abuf, xbuf, policy,
@@ -448,9 +448,11 @@ def predict_chunks(
         ``m // units`` rows.
     xbuf : ndarray
         Work array: per task, a chunk's gathered input rows (CSR input).
-    policy : ndarray of float64
+    policy : ndarray of float64 or None
         Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
-        updated.
+        updated. None: one thread, and Numba compiles a version without the
+        parallel region (for where threads cannot be used, and until the
+        threaded version is worth compiling).
     """
     n = out.shape[0]
     n_weight_layers = layer_sizes.shape[0] - 1
@@ -460,27 +462,45 @@ def predict_chunks(
     group = abuf.shape[0]
     chunk = abuf.shape[1] // units
     n_chunks = (n + chunk - 1) // chunk
-    begin_call(policy, n_chunks // group)
+    # (``policy is not None``: Numba compiles the threaded branch only then)
+    if policy is not None:
+        begin_call(policy, n_chunks // group)
     for first in range(0, n_chunks, group):
-        threaded = use_threads(policy) and first + 1 < n_chunks
+        threaded = False
         started = cycles()
-        if threaded:
-            previous = set_chunk_size(1)
-            for h in prange(group):
-                _predict_chunk(
-                    first + np.int64(h), np.int64(h), chunk, X,
-                    params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
+        if policy is not None:
+            threaded = use_threads(policy) and first + 1 < n_chunks
+            if threaded:
+                _predict_group_threaded(
+                    first, chunk, X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
                 )
-            set_chunk_size(previous)
-        else:
+        if not threaded:
             for h in range(group):
                 _predict_chunk(
                     first + h, h, chunk, X,
                     params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
                 )
-        if first + 1 < n_chunks:
-            rows = min(n, (first + group) * chunk) - first * chunk
-            record_step(policy, threaded, cycles() - started, rows)
+        if policy is not None:
+            if first + 1 < n_chunks:
+                rows = min(n, (first + group) * chunk) - first * chunk
+                record_step(policy, threaded, cycles() - started, rows)
+
+
+# The prange loops live in small functions of their own, called only with a
+# policy: the kernels' versions without one then hold no parallel region.
+@jit(parallel=PRANGE_ONLY, internal=True)
+def _predict_group_threaded(
+    first, chunk, X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
+):
+    """Chunks ``first`` to ``first + abuf.shape[0] - 1`` of :func:`predict_chunks`,
+    one task each on Numba's thread pool."""
+    previous = set_chunk_size(1)
+    for h in prange(abuf.shape[0]):
+        _predict_chunk(
+            first + np.int64(h), np.int64(h), chunk, X,
+            params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
+        )
+    set_chunk_size(previous)
 
 
 @jit
@@ -584,7 +604,7 @@ def _objective_half(
             half_grads[h, i] = 0
 
 
-@jit(parallel=PRANGE_ONLY)
+@jit
 def loss_and_gradients_split(
     X, Y, sample_weight, params, layer_sizes,
     act_codes, act_param, loss_code, loss_param, loss_scale, alpha, grads, half_grads, abuf,
@@ -639,9 +659,10 @@ def loss_and_gradients_split(
         Work array: each half's gates.
     xbuf : ndarray
         Unused (the rows are taken in order).
-    policy : ndarray of float64
+    policy : ndarray of float64 or None
         Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
-        updated.
+        updated. None: one thread, compiled without the parallel region (as
+        :func:`predict_chunks`).
     """
     w_off, b_off, unit_off = layout(layer_sizes)
     n = Y.shape[0]
@@ -651,18 +672,18 @@ def loss_and_gradients_split(
     rng_state = np.zeros(1, dtype=np.uint64)
     half_loss = np.zeros(2)
     half_weight = np.zeros(2)
-    threaded = use_threads(policy)
+    threaded = False
     started = cycles()
-    if threaded:
-        for h in prange(2):
-            _objective_half(
-                np.int64(h), X, Y, sample_weight,
-                order,
+    if policy is not None:
+        threaded = use_threads(policy)
+        if threaded:
+            _objective_halves_threaded(
+                X, Y, sample_weight, order,
                 params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
                 no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
                 half_grads, half_loss, half_weight,
             )
-    else:
+    if not threaded:
         for h in range(2):
             _objective_half(
                 h, X, Y, sample_weight, order,
@@ -670,7 +691,8 @@ def loss_and_gradients_split(
                 no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
                 half_grads, half_loss, half_weight,
             )
-    record_step(policy, threaded, cycles() - started, n)
+    if policy is not None:
+        record_step(policy, threaded, cycles() - started, n)
     loss_sum = half_loss[0] + half_loss[1]
     sw_sum = half_weight[0] + half_weight[1]
     n_coef = b_off[0]
@@ -681,3 +703,19 @@ def loss_and_gradients_split(
         grads[i] = (half_grads[0, i] + half_grads[1, i]) * inv
     sq = coef_sq_norm(params, n_coef)
     return loss_scale * loss_sum / sw_sum + 0.5 * alpha * sq / sw_sum
+
+
+@jit(parallel=PRANGE_ONLY, internal=True)
+def _objective_halves_threaded(
+    X, Y, sample_weight, order, params,
+    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param, no_dropout, rng_state,
+    loss_code, loss_param, abuf, dbuf, gbuf, xbuf, half_grads, half_loss, half_weight,
+):
+    """Both halves of :func:`loss_and_gradients_split`, on two threads."""
+    for h in prange(2):
+        _objective_half(
+            np.int64(h), X, Y, sample_weight, order,
+            params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
+            no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
+            half_grads, half_loss, half_weight,
+        )

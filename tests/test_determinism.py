@@ -187,9 +187,10 @@ def test_a_fresh_process_uses_tbb_when_it_is_installed():
         version("tbb")
     except PackageNotFoundError:
         pytest.skip("the tbb package is not installed here")
+    # (enough rows for predict to consider threads: that launches the pool)
     code = (
         "import numpy as np, numba; from fastmlp import Network;"
-        "Network([40, 3]).forward(np.zeros((2, 40)));"
+        "Network([40, 3]).forward(np.zeros((1000, 40)));"
         "print(numba.threading_layer())"
     )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING")}

@@ -297,6 +297,71 @@ def test_threaded_version_waits_until_ready_or_worth_compiling(monkeypatch):
     assert threads_module._serial_seconds == before
 
 
+def test_predict_and_objective_wait_for_their_threaded_version(monkeypatch):
+    # predict and the split objective (L-BFGS, validation losses) follow the
+    # epochs' rule: the version without threads until the threaded one is
+    # compiled or cached, or one thread has spent (or, within a fit, is
+    # expected to spend) THREADS_PAYBACK_SECONDS on such calls
+    if not threads_may_run():
+        pytest.skip("threads cannot run here")
+    monkeypatch.setenv("FASTMLP_THREADS", "1")
+    monkeypatch.setattr(threads_module, "_serial_seconds", {})
+    monkeypatch.setattr(threads_module, "_versions_ready", {})
+    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", 1e9)
+    monkeypatch.setattr(threads_module, "SPLIT_PREDICT_WORK", 0)
+    monkeypatch.setattr(threads_module, "SPLIT_PREDICT_MIN_ROWS", 1)
+    monkeypatch.setattr(threads_module, "SPLIT_BATCH_WORK", 0)
+    monkeypatch.setattr(threads_module, "SPLIT_BATCH_MIN_ROWS", 1)
+    ready = {"threaded": False}
+    monkeypatch.setattr(K, "is_ready", lambda kernel, args: args[-1] is None or ready["threaded"])
+    policies = {"predict": [], "objective": []}
+
+    def recording(kernel, kind):
+        def call(*args):
+            policies[kind].append(args[-1] is not None)
+            return kernel(*args)
+
+        return call
+
+    monkeypatch.setattr(K, "predict_chunks", recording(K.predict_chunks, "predict"))
+    monkeypatch.setattr(
+        K, "loss_and_gradients_split", recording(K.loss_and_gradients_split, "objective")
+    )
+    rng = np.random.RandomState(0)
+    X, Y = rng.rand(300, 9), np.eye(3)[rng.randint(0, 3, 300)]
+    net = Network([9, 16, 3], output="softmax", loss="log_loss", random_state=0)
+
+    def calls(count):
+        for kind in policies:
+            del policies[kind][:]
+        outputs = [(net.forward(X), net.loss_and_flat_gradients(X, Y)) for _ in range(count)]
+        return policies["predict"], policies["objective"], outputs
+
+    predict, objective, serial = calls(2)
+    assert predict == objective == [False, False]
+    spent = {kind: threads_module._serial_seconds[(kind, (9, 16, 3), "d")] for kind in policies}
+    assert min(spent.values()) > 0
+    # spent in this process: worth compiling once it reaches the payback time
+    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", min(spent.values()))
+    predict, objective, threaded = calls(1)
+    assert predict == objective == [True]
+    # the same bits either way
+    assert_array_equal(threaded[0][0], serial[0][0])
+    assert threaded[0][1][0] == serial[0][1][0]
+    assert_array_equal(threaded[0][1][1], serial[0][1][1])
+    # within a fit: the last call's time times the epochs still expected
+    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", 1e9)
+    threads_module._versions_ready.clear()
+    with net.training_threads(expected_epochs=10**18):
+        predict, objective, _ = calls(2)
+    assert (predict, objective) == ([False, True], [False, True])
+    # compiled or cached already (a new process): used at once
+    threads_module._versions_ready.clear()
+    ready["threaded"] = True
+    predict, objective, _ = calls(1)
+    assert predict == objective == [True]
+
+
 def test_is_ready_knows_compiled_and_cached_versions(tmp_path):
     # in this process: compiled or not, per argument types
     from fastmlp.kernels._jit import jit
@@ -409,7 +474,7 @@ def test_epochs_that_never_thread_run_the_version_without_threads(monkeypatch):
 
     def per_sample_policy(net, sparse):
         threadable = getattr(K.threadable_layers, "py_func", K.threadable_layers)
-        return net._epoch_policy("per-sample", K.sgd_epoch, (), threadable(net._sizes, sparse))[0]
+        return net._gated_policy("per-sample", K.sgd_epoch, (), threadable(net._sizes, sparse))[0]
 
     assert per_sample_policy(small, False) is None
     assert per_sample_policy(big, True) is None  # a CSR first layer never threads

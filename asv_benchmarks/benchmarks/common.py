@@ -251,13 +251,15 @@ def fastmlp_threads(setting):
 
 
 def warm_up(fit, *args):
-    """``fit(*args)`` with ``FASTMLP_THREADS=always``: a warm-up that compiles (or
-    loads) fastmlp's threaded kernels too, not only those it runs on one thread.
+    """``fit(*args)`` (or a predict) with ``FASTMLP_THREADS=always``: a warm-up
+    that compiles (or loads) fastmlp's threaded kernels too, not only those it
+    runs on one thread.
 
-    A process compiles an epoch's threaded version only once it is ready in the
-    cache or worth compiling (``fastmlp._threads.THREADS_PAYBACK_SECONDS`` of
-    epochs on one thread); the speed benchmarks measure a warm cache that holds
-    both versions, as after a long fit.
+    A process compiles the threaded version of an epoch, predict or the split
+    objective only once it is ready in the cache or worth compiling
+    (``fastmlp._threads.THREADS_PAYBACK_SECONDS`` of such calls on one thread);
+    the speed benchmarks measure a warm cache that holds both versions, as
+    after a long fit.
     """
     with fastmlp_threads("always"):
         return fit(*args)
