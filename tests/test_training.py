@@ -224,16 +224,23 @@ def test_full_batch_epoch_is_one_step_on_the_full_gradient(rng):
     assert_allclose(net.params, expected, rtol=1e-12, atol=1e-14)
 
 
-def test_threaded_version_waits_until_ready_or_worth_compiling(monkeypatch):
-    # an epoch runs the version without threads (policy None) while its threaded
-    # version is neither compiled nor cached and one thread has not spent, nor
-    # is the fit expected to spend, THREADS_PAYBACK_SECONDS on such epochs
+@pytest.fixture
+def fresh_gate(monkeypatch):
+    """Threads on (``FASTMLP_THREADS=1``; skip where they cannot run) and the
+    threaded versions' compile gate as in a new process: nothing spent on one
+    thread, no version known ready, a payback time never reached."""
     if not threads_may_run():
         pytest.skip("threads cannot run here")
     monkeypatch.setenv("FASTMLP_THREADS", "1")
     monkeypatch.setattr(threads_module, "_serial_seconds", {})
     monkeypatch.setattr(threads_module, "_versions_ready", {})
     monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", 1e9)
+
+
+def test_threaded_version_waits_until_ready_or_worth_compiling(monkeypatch, fresh_gate):
+    # an epoch runs the version without threads (policy None) while its threaded
+    # version is neither compiled nor cached and one thread has not spent, nor
+    # is the fit expected to spend, THREADS_PAYBACK_SECONDS on such epochs
     ready = {"threaded": False}
     asked = []
 
@@ -297,17 +304,11 @@ def test_threaded_version_waits_until_ready_or_worth_compiling(monkeypatch):
     assert threads_module._serial_seconds == before
 
 
-def test_predict_and_objective_wait_for_their_threaded_version(monkeypatch):
+def test_predict_and_objective_wait_for_their_threaded_version(monkeypatch, fresh_gate):
     # predict and the split objective (L-BFGS, validation losses) follow the
     # epochs' rule: the version without threads until the threaded one is
     # compiled or cached, or one thread has spent (or, within a fit, is
     # expected to spend) THREADS_PAYBACK_SECONDS on such calls
-    if not threads_may_run():
-        pytest.skip("threads cannot run here")
-    monkeypatch.setenv("FASTMLP_THREADS", "1")
-    monkeypatch.setattr(threads_module, "_serial_seconds", {})
-    monkeypatch.setattr(threads_module, "_versions_ready", {})
-    monkeypatch.setattr(threads_module, "THREADS_PAYBACK_SECONDS", 1e9)
     monkeypatch.setattr(threads_module, "SPLIT_PREDICT_WORK", 0)
     monkeypatch.setattr(threads_module, "SPLIT_PREDICT_MIN_ROWS", 1)
     monkeypatch.setattr(threads_module, "SPLIT_BATCH_WORK", 0)
