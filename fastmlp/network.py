@@ -508,6 +508,19 @@ class Network:
         # (an epoch that compiles the version without threads is not counted)
         return None, _threads.version_ready(kernel, (*args, None))
 
+    def _call_gated(self, kind, kernel, args, threadable=True):
+        """``kernel(*args, policy)`` with BLAS on one thread, the policy from
+        :meth:`_gated_policy`; a call run on one thread while the threaded
+        version waits is timed and counted. Returns what the kernel returns."""
+        policy, waiting = self._gated_policy(kind, kernel, args, threadable)
+        started = time.perf_counter()
+        with blas_on_one_thread():
+            result = kernel(*args, policy)
+        _threads.note_ready(kernel, (*args, policy))
+        if waiting:
+            self._count_serial_call(kind, time.perf_counter() - started)
+        return result
+
     def _training_run(self):
         """What this process knows of the current run of epochs (not pickled):
         how many epochs are still expected (:meth:`training_threads`), and the
@@ -593,13 +606,7 @@ class Network:
             xbuf,
         )
         big_enough = _threads.split_predict(n, params.size)
-        policy, waiting = self._gated_policy("predict", K.predict_chunks, args, big_enough)
-        started = time.perf_counter()
-        with blas_on_one_thread():
-            K.predict_chunks(*args, policy)
-        _threads.note_ready(K.predict_chunks, (*args, policy))
-        if waiting:
-            self._count_serial_call("predict", time.perf_counter() - started)
+        self._call_gated("predict", K.predict_chunks, args, big_enough)
         return out
 
     def predict(self, X):
@@ -681,13 +688,7 @@ class Network:
         if _threads.split_objective(n, self._params.size):
             # two halves, on two threads where they pay (as a split batch)
             args = (*args, *self._objective_buffers(n))
-            policy, waiting = self._gated_policy("objective", K.loss_and_gradients_split, args)
-            started = time.perf_counter()
-            with blas_on_one_thread():
-                loss = K.loss_and_gradients_split(*args, policy)
-            _threads.note_ready(K.loss_and_gradients_split, (*args, policy))
-            if waiting:
-                self._count_serial_call("objective", time.perf_counter() - started)
+            loss = self._call_gated("objective", K.loss_and_gradients_split, args)
         else:
             with blas_on_one_thread():
                 loss = K.loss_and_gradients(*args, *self._buffer(n, inputs=False))
