@@ -3,23 +3,40 @@
 ``MLPClassifier`` and ``MLPRegressor`` are drop-in replacements for
 ``sklearn.neural_network``'s estimators; ``Network`` is the numeric core they
 wrap; the training loops run in the Numba kernels of ``fastmlp.kernels``.
+
+The names are imported on first use (``from fastmlp import MLPClassifier``
+imports scikit-learn, SciPy and Numba; ``import fastmlp`` alone does not), so
+that ``fastmlp --help``, ``--version`` and the command line's usage errors
+answer at once.
 """
 
-from ._gradient_check import gradient_check
-from ._multilayer_perceptron import MLPClassifier, MLPRegressor
-from ._onnx import register_onnx_converters, to_onnx
-from .network import EpochInterrupted, Network, TrainingDiverged
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MLPClassifier",
-    "MLPRegressor",
-    "Network",
-    "TrainingDiverged",
-    "EpochInterrupted",
-    "gradient_check",
-    "register_onnx_converters",
-    "to_onnx",
-    "__version__",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    "MLPClassifier": "._multilayer_perceptron",
+    "MLPRegressor": "._multilayer_perceptron",
+    "Network": ".network",
+    "TrainingDiverged": ".network",
+    "EpochInterrupted": ".network",
+    "gradient_check": "._gradient_check",
+    "register_onnx_converters": "._onnx",
+    "to_onnx": "._onnx",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

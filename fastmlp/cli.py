@@ -243,25 +243,27 @@ def _report_warnings(caught):
 
 
 def _train(args):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    from . import MLPClassifier, MLPRegressor
-
+    # the user's mistakes first, before the imports of the estimators (seconds)
     if args.plot:
         _check_matplotlib()
     if args.data is None:
+        if args.regression:
+            raise UsageError("--regression needs DATA.csv and --target")
+        from sklearn.datasets import load_digits
+
         X, y = load_digits(return_X_y=True)
         X = X / 16.0
         source = "scikit-learn digits (1797 samples, 64 features, 10 classes)"
-        if args.regression:
-            raise UsageError("--regression needs DATA.csv and --target")
     else:
         if args.target is None:
             raise UsageError("DATA.csv needs --target COLUMN")
         X, y = read_csv(args.data, args.target, sep=args.sep)
         y = _numeric_target(y, args.regression)
         source = f"{args.data} ({X.shape[0]} samples, {X.shape[1]} features)"
+    from sklearn.model_selection import train_test_split
+
+    from . import MLPClassifier, MLPRegressor
+
     params = dict(
         hidden_layer_sizes=args.hidden,
         activation=args.activation,

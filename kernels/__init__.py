@@ -9,7 +9,7 @@ backward, predict, the full-batch objective), :mod:`.epoch` (what every
 epoch does around its steps), :mod:`.minibatch` (mini-batch
 epochs, whole or split in halves), :mod:`.per_sample` (the per-sample SGD
 epoch), :mod:`.sparse_sgd` (SGD epochs on CSR input with lazy first-layer
-rows) and :mod:`.threads` (when a step runs on the thread pool: timed, step
+rows) and :mod:`.thread_policy` (when a step runs on the thread pool: timed, step
 by step).
 """
 

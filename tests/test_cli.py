@@ -327,3 +327,36 @@ def test_the_choices_in_help_are_the_estimators():
     assert cli.HIDDEN_ACTIVATIONS == network.HIDDEN_ACTIVATIONS
     assert set(cli.SOLVERS) == set(network.SOLVERS) | {"lbfgs"}
     assert set(cli.SOLVERS) == set(MLPClassifier._parameter_constraints["solver"][0].options)
+
+
+def test_help_version_and_usage_errors_import_neither_sklearn_nor_numba(tmp_path):
+    # ``import fastmlp`` defers its names: the command answers these at once
+    code = (
+        "import sys, fastmlp\n"
+        "assert not {'sklearn', 'numba', 'scipy'} & set(sys.modules), 'imported too early'\n"
+        "assert 'MLPClassifier' in dir(fastmlp) and fastmlp.__version__\n"
+        "from fastmlp.cli import main\n"
+        "for argv in (['--version'], ['--help'], ['train', '--regression'],\n"
+        "             ['train', sys.argv[1]]):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert not {'sklearn', 'numba'} & set(sys.modules), 'imported for a usage error'\n"
+        "from fastmlp import MLPClassifier, Network, to_onnx\n"
+        "assert 'numba' in sys.modules\n"
+        "try:\n"
+        "    fastmlp.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    assert 'no_such_name' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b,y\n1,2,0\n3,4,1\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(csv)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "fastmlp 0." in done.stdout and "needs DATA.csv" in done.stderr
+    assert "needs --target" in done.stderr

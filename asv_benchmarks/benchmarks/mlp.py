@@ -298,7 +298,7 @@ class JitCost:
         return self._run(tempfile.mkdtemp(prefix="fastmlp-cold-"))
 
     def track_first_per_sample_fit_cold_cache(self, warm_cache):
-        """``import fastmlp`` and a first per-sample SGD fit on an empty cache."""
+        """Importing the estimators and a first per-sample SGD fit on an empty cache."""
         return self._run(tempfile.mkdtemp(prefix="fastmlp-cold-"), _FIRST_PER_SAMPLE_FIT)
 
     def track_first_score_after_cold_fit(self, warm_cache):
@@ -320,7 +320,7 @@ class JitCost:
         return self._run(warm_cache)
 
     def track_import_seconds(self, warm_cache):
-        """``import fastmlp`` (NumPy, SciPy, scikit-learn, Numba) and the data."""
+        """``from fastmlp import MLPClassifier`` (SciPy, scikit-learn, Numba) and the data."""
         return self._phases(warm_cache)[0]
 
     def track_first_fit_overhead_warm_cache(self, warm_cache):
