@@ -358,5 +358,7 @@ def test_help_version_and_usage_errors_import_neither_sklearn_nor_numba(tmp_path
         [sys.executable, "-c", code, str(csv)], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    assert "fastmlp 0." in done.stdout and "needs DATA.csv" in done.stderr
+    from fastmlp import __version__
+
+    assert f"fastmlp {__version__}" in done.stdout and "needs DATA.csv" in done.stderr
     assert "needs --target" in done.stderr
