@@ -30,6 +30,7 @@ __all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name):
+    """A public name, imported from its module on first use."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
@@ -39,4 +40,5 @@ def __getattr__(name):
 
 
 def __dir__():
+    """The module's names, the ones not imported yet included."""
     return sorted(set(globals()) | set(_EXPORTS))
