@@ -406,7 +406,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if not first_pass and list(self._network.layer_sizes) != layer_units:
             raise ValueError(
                 f"The fitted network has layer sizes {list(self._network.layer_sizes)} "
-                f"but this data and hidden_layer_sizes need {layer_units}."
+                f"but this data and hidden_layer_sizes need {layer_units}. A warm start "
+                "or partial_fit trains the fitted network further and cannot change its "
+                "layers: fit with warm_start=False to train a new network."
             )
         self.n_outputs_ = y.shape[1]
         self._random_state = check_random_state(self.random_state)

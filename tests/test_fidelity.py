@@ -228,6 +228,46 @@ def test_a_failed_fresh_fit_leaves_the_previous_model():
         assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize(
+    "change",
+    ["wider warm_start", "deeper warm_start", "deeper partial_fit", "more targets partial_fit"],
+)
+def test_a_warm_fit_cannot_change_the_layers_and_says_how_to(change):
+    # scikit-learn trains the old layers on, ignoring hidden_layer_sizes, or
+    # fails inside its forward pass ('NoneType' object has no attribute 'dtype')
+    X, y = _data()
+    Y = np.c_[y, 1 - y].astype(float)
+    regression = "targets" in change
+    Model = MLPRegressor if regression else MLPClassifier
+    model = Model(hidden_layer_sizes=(4,), max_iter=2, random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if "partial_fit" in change and regression:
+            model.partial_fit(X, Y[:, 0])
+        elif "partial_fit" in change:
+            model.partial_fit(X, y, classes=[0, 1])
+        else:
+            model.fit(X, y)
+    before = [a.copy() for a in model.coefs_ + model.intercepts_]
+    state = (model.n_iter_, model.t_, list(model.loss_curve_))
+    if change == "wider warm_start":
+        model.set_params(hidden_layer_sizes=(7,))
+    elif "deeper" in change:
+        model.set_params(hidden_layer_sizes=(4, 4))
+    target = Y if regression else y
+    train = model.partial_fit if "partial_fit" in change else model.fit
+    with pytest.raises(ValueError, match=r"has layer sizes \[4, 4, 1\].*warm_start=False"):
+        train(X, target)
+    assert (model.n_iter_, model.t_, list(model.loss_curve_)) == state
+    for a, b in zip(model.coefs_ + model.intercepts_, before):
+        assert_array_equal(a, b)
+    model.set_params(warm_start=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, target)  # a new network
+    assert model.coefs_[-1].shape[1] == (2 if regression else 1)
+
+
 def test_keyboard_interrupt_leaves_attributes_that_agree_with_the_weights():
     X, y = _data(400)
     settings = dict(
