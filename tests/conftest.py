@@ -1,3 +1,5 @@
+import signal
+
 import numba
 import numpy as np
 import pytest
@@ -18,6 +20,21 @@ def _kernels_arithmetic_as_compiled():
             yield
     else:
         yield
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler for the test, whatever the process inherited.
+
+    A process started in the background by a non-interactive shell (``cmd &``
+    in a script, some CI runners) inherits SIGINT ignored, and then
+    ``_thread.interrupt_main`` (the tests' simulated Ctrl-C) does nothing: a
+    fit meant to be interrupted would run on for its ``max_iter``."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def tolerance(dtype):

@@ -268,7 +268,7 @@ def test_a_warm_fit_cannot_change_the_layers_and_says_how_to(change):
     assert model.coefs_[-1].shape[1] == (2 if regression else 1)
 
 
-def test_keyboard_interrupt_leaves_attributes_that_agree_with_the_weights():
+def test_keyboard_interrupt_leaves_attributes_that_agree_with_the_weights(ctrl_c_raises):
     X, y = _data(400)
     settings = dict(
         hidden_layer_sizes=(64,),

@@ -256,7 +256,7 @@ def test_divergence_keeps_finite_weights_and_predict_never_returns_nan(solver, b
     assert np.isfinite(model.predict_proba(X)).all()
 
 
-def test_keyboard_interrupt_keeps_the_last_finished_epoch():
+def test_keyboard_interrupt_keeps_the_last_finished_epoch(ctrl_c_raises):
     X, y = _data()
     model = MLPClassifier(
         hidden_layer_sizes=(8,),
