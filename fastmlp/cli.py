@@ -125,6 +125,26 @@ def build_parser():
     )
 
     sub.add_parser("info", help="versions, Numba cache and threading layer")
+    compile_ = sub.add_parser(
+        "compile",
+        help="compile the kernels of every kind of fit and predict into the cache now",
+        description="Compile (or load) the kernels of every kind of fit and predict, so "
+        "that later processes load them from Numba's on-disk cache instead of compiling "
+        "on first use: e.g. in a container image's build step, or before a parallel "
+        "grid search whose workers would each compile the same kernels.",
+    )
+    compile_.add_argument(
+        "--dtype",
+        nargs="+",
+        choices=["float64", "float32"],
+        default=["float64"],
+        help="dtypes to train in (default: float64; float32 input trains in float32)",
+    )
+    compile_.add_argument(
+        "--threads",
+        action="store_true",
+        help="also the threaded versions (otherwise compiled once threads pay for it)",
+    )
     return parser
 
 
@@ -609,35 +629,9 @@ def _compile_notice(message="compiling kernels (first use only; this takes a whi
     """A context that prints ``message`` when Numba starts compiling (before
     the wait, not after) and adds up the seconds spent compiling in
     ``.seconds``; loading a kernel from the on-disk cache is not compiling."""
-    from numba.core import event
+    from ._compiling import CompileWatch
 
-    class CompileNotice(event.Listener):
-        seconds = 0.0
-        _depth = 0
-        _announced = False
-
-        def on_start(self, event):
-            if self._depth == 0:
-                if not self._announced:
-                    print(message, flush=True)
-                    self._announced = True
-                self._started = time.perf_counter()
-            self._depth += 1
-
-        def on_end(self, event):
-            self._depth -= 1
-            if self._depth == 0:
-                self.seconds += time.perf_counter() - self._started
-
-        def __enter__(self):
-            event.register("numba:compile", self)
-            return self
-
-        def __exit__(self, *exc):
-            event.unregister("numba:compile", self)
-            return False
-
-    return CompileNotice()
+    return CompileWatch(announce=message)
 
 
 def _info(args):
@@ -682,10 +676,39 @@ def _info(args):
     return 0
 
 
+def _compile(args):
+    import numba
+
+    from . import kernels
+    from ._compiling import warm_up
+
+    if numba.config.DISABLE_JIT:
+        raise UsageError("compile: NUMBA_DISABLE_JIT=1 is set, so there is nothing to compile")
+    if not kernels.CACHE_ENABLED:
+        raise UsageError(
+            "compile: the on-disk cache is off (FASTMLP_CACHE=0), so no later process "
+            "could load what this compiles"
+        )
+
+    def report(description, seconds, compile_seconds):
+        how = "compiled" if compile_seconds > 0 else "loaded from the cache"
+        print(f"{description}: {how}, {seconds:.1f} s", flush=True)
+
+    print("compiling the kernels (or loading them from Numba's cache)...", flush=True)
+    started = time.perf_counter()
+    dtypes = list(dict.fromkeys(args.dtype))  # each once
+    compiled = warm_up(dtypes, threads=args.threads, report=report)
+    print(
+        f"done in {time.perf_counter() - started:.1f} s ({compiled:.1f} s of compiling); "
+        "later processes load these kernels from the cache"
+    )
+    return 0
+
+
 def main(argv=None):
     """Entry point of the ``fastmlp`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "predict": _predict, "info": _info}
+    handlers = {"train": _train, "predict": _predict, "info": _info, "compile": _compile}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

@@ -1,5 +1,6 @@
 """The ``fastmlp`` command, driven in a subprocess as a user would."""
 
+import json
 import os
 import re
 import subprocess
@@ -146,6 +147,22 @@ def test_predict_with_missing_model_and_info():
     done = run("info")
     assert done.returncode == 0 and "numba cache" in done.stdout
     assert "threads:" in done.stdout and "layer" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "variable, message",
+    [("FASTMLP_CACHE", "the on-disk cache is off"), ("NUMBA_DISABLE_JIT", "nothing to compile")],
+)
+def test_compile_refuses_where_nothing_would_be_kept(variable, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "fastmlp", "compile"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **{variable: "0" if variable == "FASTMLP_CACHE" else "1"}),
+        timeout=300,
+    )
+    assert done.returncode == 2 and message in done.stderr
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_the_compile_notice_speaks_before_compiling_and_not_for_compiled_code(capsys):
@@ -362,3 +379,80 @@ def test_help_version_and_usage_errors_import_neither_sklearn_nor_numba(tmp_path
 
     assert f"fastmlp {__version__}" in done.stdout and "needs DATA.csv" in done.stderr
     assert "needs --target" in done.stderr
+
+
+_FITS_OF_EVERY_KIND = """
+import json, pkgutil, sys, warnings
+import numpy as np, scipy.sparse as sp
+from fastmlp import MLPClassifier, MLPRegressor, kernels
+from fastmlp.cli import main
+
+def signatures():
+    found = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = __import__("fastmlp.kernels." + info.name, fromlist=["_"])
+        for name, value in vars(module).items():
+            if hasattr(value, "overloads"):
+                found[f"{info.name}.{name}"] = {str(key) for key in value.overloads}
+    return found
+
+assert main(["compile", *sys.argv[1:]]) == 0
+after_compile = signatures()
+warnings.simplefilter("ignore")
+rng = np.random.RandomState(1)
+for dtype in ("float64", "float32"):
+    X = rng.rand(700, 30).astype(dtype)
+    y = rng.randint(0, 5, 700)
+    target = X @ rng.rand(30)
+    X_sparse = sp.csr_matrix(np.where(X > 0.7, X, 0))
+    wide = (1200,)  # 36,000 first-layer weights: per-sample steps can thread
+    MLPClassifier(max_iter=2).fit(X, y).score(X, y)
+    MLPClassifier(max_iter=2, early_stopping=True).fit(X, y > 2).predict_proba(X)
+    MLPRegressor(hidden_layer_sizes=(20, 10), activation="tanh", max_iter=2).fit(X, target)
+    MLPRegressor(loss="huber", solver="rmsprop", max_iter=2).fit(X, target).predict(X)
+    MLPClassifier(solver="sgd", batch_size=1, max_iter=2).fit(X, y)
+    MLPClassifier(wide, solver="sgd", batch_size=1, max_iter=1).fit(X[:50], y[:50])
+    MLPClassifier(solver="sgd", batch_size=32, max_iter=2, dropout=0.2).fit(X, y)
+    MLPClassifier(batch_size=10, max_iter=2, activation="gelu").fit(X, y, sample_weight=y + 1.0)
+    MLPClassifier(solver="lbfgs", max_iter=5).fit(X, y).transform(X)
+    MLPRegressor(solver="lbfgs", max_iter=5).fit(X[:30], target[:30])
+    MLPClassifier(solver="sgd", max_iter=2).fit(X_sparse, y).score(X_sparse, y)
+    MLPClassifier(solver="sgd", batch_size=1, max_iter=2).fit(X_sparse, y)
+    MLPClassifier(max_iter=2).fit(X_sparse, y).predict(X_sparse)
+    MLPClassifier(solver="lbfgs", max_iter=3).fit(X_sparse, y)
+    MLPClassifier().partial_fit(X, y, classes=np.arange(5)).partial_fit(X, y)
+after_fits = signatures()
+print(json.dumps({name: sorted(after_fits[name] - after_compile.get(name, set()))
+                  for name in after_fits if after_fits[name] - after_compile.get(name, set())}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [False, True])
+def test_compile_leaves_what_every_kind_of_fit_and_predict_needs(tmp_path, threads):
+    # at the level of signatures: a fit that needed one that ``fastmlp
+    # compile`` did not call would load it from the cache or compile it,
+    # and either adds it to the kernel's overloads
+    script = tmp_path / "fits.py"
+    script.write_text(_FITS_OF_EVERY_KIND)
+    args = ["--dtype", "float64", "float32"] + (["--threads"] if threads else [])
+    # fits on one thread, or threaded wherever they can be: a fit with threads
+    # chosen by timing uses versions of both kinds
+    environ = dict(os.environ, FASTMLP_THREADS="always" if threads else "0")
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("compiling the kernels")
+    per_dtype = [sum(f", {dtype}: " in line for line in lines) for dtype in ("float64", "float32")]
+    assert per_dtype[0] == per_dtype[1] > 0
+    from fastmlp._threads import threads_usable
+
+    assert any(", threaded, " in line for line in lines) == (threads and threads_usable())
+    assert re.match(r"done in [\d.]+ s \([\d.]+ s of compiling\)", lines[-2])
+    assert json.loads(lines[-1]) == {}
