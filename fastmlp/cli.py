@@ -1,4 +1,4 @@
-"""The ``fastmlp`` command line: train, predict, info.
+"""The ``fastmlp`` command line: train, predict, info, compile.
 
 ``fastmlp train`` with no arguments trains an MLPClassifier on scikit-learn's
 bundled digits data, shows a progress bar, and compares test accuracy and fit
