@@ -137,8 +137,8 @@ def warm_up(dtypes=("float64",), threads=False, report=None):
         ``FASTMLP_THREADS=always``). Without, they are compiled during a fit
         once threads have run long enough to pay for it.
     report : callable or None, default=None
-        Called with ``(description, seconds, compile_seconds)`` after each
-        workload.
+        Called with ``(description,)`` as each workload starts and with
+        ``(description, seconds, compile_seconds)`` as it ends.
 
     Returns
     -------
@@ -159,13 +159,14 @@ def warm_up(dtypes=("float64",), threads=False, report=None):
             with _threads_setting(setting):
                 for dtype in dtypes:
                     for description, run in _workloads(dtype, setting == "always"):
+                        threaded = ", threaded" if setting == "always" else ""
+                        description = f"{description}{threaded}, {dtype}"
+                        if report is not None:
+                            report(description)
                         started = time.perf_counter()
                         with CompileWatch() as watch:
                             run()
                         total += watch.seconds
                         if report is not None:
-                            if setting == "always":
-                                description += ", threaded"
-                            seconds = time.perf_counter() - started
-                            report(f"{description}, {dtype}", seconds, watch.seconds)
+                            report(description, time.perf_counter() - started, watch.seconds)
     return total

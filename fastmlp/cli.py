@@ -690,9 +690,12 @@ def _compile(args):
             "could load what this compiles"
         )
 
-    def report(description, seconds, compile_seconds):
-        how = "compiled" if compile_seconds > 0 else "loaded from the cache"
-        print(f"{description}: {how}, {seconds:.1f} s", flush=True)
+    def report(description, seconds=None, compile_seconds=None):
+        if seconds is None:  # starting: say what the wait is for
+            print(f"{description}: ", end="", flush=True)
+        else:
+            how = "compiled" if compile_seconds > 0 else "loaded from the cache"
+            print(f"{how}, {seconds:.1f} s", flush=True)
 
     print("compiling the kernels (or loading them from Numba's cache)...", flush=True)
     started = time.perf_counter()
