@@ -24,7 +24,8 @@ from contextlib import contextmanager
 
 
 def _workloads(dtype, threads):
-    """``(description, run)`` pairs, one per kind of kernel call.
+    """``(description, run)`` pairs, one per kind of kernel call (with
+    ``threads``, one per kind that has a threaded version).
 
     The sizes are those at which each kind is chosen
     (:func:`fastmlp._threads.split_batches` and its neighbours); with
@@ -55,14 +56,18 @@ def _workloads(dtype, threads):
         model.fit(X[:60], y[:60])
         model.predict(np.tile(X, (4, 1)))
 
-    return [
+    kinds = [
         ("mini-batch epochs, batches in halves (adam, batch 200)", fit(X, y, batch_size=200)),
-        ("mini-batch epochs (batch 4)", fit(X[:40], y[:40], batch_size=4)),
         ("per-sample SGD epochs", fit(X[:200], y[:200], solver="sgd", batch_size=1)),
-        ("SGD on sparse input", fit(X_sparse[:200], y[:200], solver="sgd", batch_size=1)),
-        ("L-BFGS, few rows", fit(X[:20], y[:20], solver="lbfgs")),
         ("L-BFGS, rows in halves", fit(X, y, solver="lbfgs")),
         ("predict", fit_and_predict),
+    ]
+    if threads:  # the kinds above have a threaded version; these have none
+        return kinds
+    return kinds + [
+        ("mini-batch epochs (batch 4)", fit(X[:40], y[:40], batch_size=4)),
+        ("SGD on sparse input", fit(X_sparse[:200], y[:200], solver="sgd", batch_size=1)),
+        ("L-BFGS, few rows", fit(X[:20], y[:20], solver="lbfgs")),
     ]
 
 
