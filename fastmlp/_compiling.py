@@ -10,9 +10,9 @@ command line).
 
 Which compiled version a call needs depends on the dtype and on the kind of
 step (per-sample, mini-batch with or without split batches, SGD on sparse
-input, L-BFGS's objective whole or in halves, predict), never on the model's
-sizes, settings, loss or activations: so these workloads cover every fit and
-predict of that dtype (``tests/test_cli.py`` checks it, signature by
+input, L-BFGS's objective whole or in halves, predict; the sizes choose the
+kind), never on the solver, loss, activations or other settings: so these
+workloads cover every fit and predict of that dtype (``tests/test_cli.py`` checks it, signature by
 signature). The threaded versions (compiled otherwise once they pay, see
 :mod:`fastmlp._threads`) are covered with ``threads=True``.
 """
