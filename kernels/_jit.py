@@ -83,6 +83,8 @@ class _TolerantFunctionCache(FunctionCache):
 
 
 def _enable_tolerant_cache(dispatcher):
+    """``dispatcher`` with a :class:`_TolerantFunctionCache`, or uncached with
+    a warning when no cache directory can be used."""
     try:
         dispatcher._cache = _TolerantFunctionCache(dispatcher.py_func)
     except Exception as exc:  # e.g. no usable cache directory
@@ -112,7 +114,21 @@ PRANGE_ONLY = {
 
 
 def jit(func=None, **overrides):
-    """Compile ``func`` with the project's Numba options (see module docstring)."""
+    """Compile ``func`` with the project's Numba options (see module docstring).
+
+    Parameters
+    ----------
+    func : callable or None
+        The kernel; None to use ``jit`` as a decorator with options.
+    **overrides
+        Numba options (``parallel``, ``fastmath``, ``inline``, ...), and
+        ``internal=True`` for a kernel called only from other kernels (no
+        Python or C entry point), ``cache=False`` to keep it off the disk.
+
+    Returns
+    -------
+    numba dispatcher, or ``func`` itself under ``NUMBA_DISABLE_JIT``
+    """
     options = dict(nogil=True, error_model="numpy", fastmath=False)
     options.update(overrides)
     cache = options.pop("cache", CACHE)
@@ -173,6 +189,15 @@ def unliteral(typingctx, value):
     Numba compiles a callee once per literal that a caller passes it
     (``f(x, True)`` and ``f(x, flag)`` are two compilations). Passing
     ``unliteral(True)`` lets every caller share one compiled version.
+
+    Parameters
+    ----------
+    value : bool, int or float
+        A constant, typically.
+
+    Returns
+    -------
+    The same value, typed as a runtime value.
     """
     runtime_type = types.unliteral(value)
 
@@ -195,6 +220,12 @@ def prefetch(typingctx, array, row, column):
     A hint (a prefetch instruction): it never faults and retires at once, so a
     loop can prefetch the rows it will need a few iterations ahead while it
     works on the current one, keeping several cache misses in flight.
+
+    Parameters
+    ----------
+    array : ndarray, 2-D
+    row, column : int
+        The element whose cache line to load.
     """
 
     def codegen(context, builder, signature, args):

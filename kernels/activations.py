@@ -53,7 +53,16 @@ GELU_K = 0.044715
 
 @jit(inline="always")
 def logistic(z):
-    """Logistic sigmoid of a scalar, without overflow for large ``|z|``."""
+    """Logistic sigmoid of a scalar, without overflow for large ``|z|``.
+
+    Parameters
+    ----------
+    z : float
+
+    Returns
+    -------
+    float
+    """
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
@@ -62,7 +71,22 @@ def logistic(z):
 
 @jit(inline="always")
 def activate_scalar(z, code, param):
-    """Value of elementwise activation ``code`` at ``z`` (``param``: leaky relu slope)."""
+    """Value of an elementwise activation at ``z``.
+
+    Parameters
+    ----------
+    z : float
+        The pre-activation.
+    code : int
+        Activation code (:data:`ACTIVATION_CODES`).
+    param : float
+        Slope of leaky relu for negative inputs (unused by the others).
+
+    Returns
+    -------
+    float
+        NaN for a code that is not elementwise (softmax).
+    """
     if code == RELU:
         return z if (z > 0 or math.isnan(z)) else 0.0
     if code == IDENTITY:
@@ -88,14 +112,39 @@ def activate_scalar(z, code, param):
 
 @jit(inline="always")
 def gelu_derivative(z):
-    """Derivative of the tanh-approximated GELU at ``z``."""
+    """Derivative of the tanh-approximated GELU at ``z``.
+
+    Parameters
+    ----------
+    z : float
+        The pre-activation.
+
+    Returns
+    -------
+    float
+    """
     t = math.tanh(GELU_C * (z + GELU_K * z * z * z))
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_K * z * z)
 
 
 @jit(inline="always")
 def derivative_scalar(a, code, param):
-    """Derivative of activation ``code`` expressed through its output ``a``."""
+    """Derivative of an activation expressed through its output ``a``.
+
+    Parameters
+    ----------
+    a : float
+        The activation's output.
+    code : int
+        Activation code (:data:`ACTIVATION_CODES`).
+    param : float
+        Slope of leaky relu for negative inputs (unused by the others).
+
+    Returns
+    -------
+    float
+        NaN for GELU, whose derivative is not a function of its output.
+    """
     if code == RELU:
         return 1.0 if a > 0 else 0.0
     if code == IDENTITY:
@@ -119,7 +168,13 @@ def derivative_scalar(a, code, param):
 
 @jit
 def softmax_rows(z):
-    """Replace each row of the 2-D array ``z`` by its softmax (max-shifted)."""
+    """Replace each row of the 2-D array ``z`` by its softmax (max-shifted).
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, m)
+        Pre-activations; overwritten.
+    """
     for r in range(z.shape[0]):
         row = z[r]
         m = row[0]
@@ -141,6 +196,15 @@ def activate_inplace(z, code, param):
 
     Softmax is row-wise and is applied by :func:`softmax_rows`; passing
     ``SOFTMAX`` here treats ``z`` as one row.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n,)
+        Pre-activations; overwritten.
+    code : int
+        Activation code (:data:`ACTIVATION_CODES`).
+    param : float
+        Slope of leaky relu for negative inputs (unused by the others).
     """
     if code == IDENTITY:
         return
@@ -158,7 +222,19 @@ def activate_inplace(z, code, param):
 
 @jit
 def multiply_by_derivative(a, delta, code, param):
-    """``delta *= act'(a)`` in place, for 1-D ``a`` and ``delta`` of equal length."""
+    """``delta *= act'(a)`` in place.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n,)
+        The layer's activations.
+    delta : ndarray of shape (n,)
+        dL/da; becomes dL/dz.
+    code : int
+        Activation code (:data:`ACTIVATION_CODES`).
+    param : float
+        Slope of leaky relu for negative inputs (unused by the others).
+    """
     if code == IDENTITY:
         return
     if code == RELU:
@@ -172,7 +248,17 @@ def multiply_by_derivative(a, delta, code, param):
 
 @jit
 def activate_2d(z, code, param):
-    """Apply activation ``code`` in place to the C-contiguous 2-D array ``z``."""
+    """Apply an activation in place to a batch (softmax row by row).
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, m), C-contiguous
+        Pre-activations; overwritten.
+    code : int
+        Activation code (:data:`ACTIVATION_CODES`).
+    param : float
+        Slope of leaky relu for negative inputs (unused by the others).
+    """
     if code == SOFTMAX:
         softmax_rows(z)
     else:
@@ -181,7 +267,21 @@ def activate_2d(z, code, param):
 
 @jit(inline="always")
 def uses_gate(gate, code, rate):
-    """Whether a hidden layer's backward pass takes its derivative from the gate."""
+    """Whether a hidden layer's backward pass takes its derivative from the gate.
+
+    Parameters
+    ----------
+    gate : ndarray of shape (n,) or (0,)
+        The layer's gate buffer (empty at predict time).
+    code : int
+        The layer's activation code.
+    rate : float
+        The layer's dropout rate.
+
+    Returns
+    -------
+    bool
+    """
     return gate.shape[0] > 0 and (code == GELU or rate > 0)
 
 
@@ -250,8 +350,22 @@ def activate_with_gate(z, gate, code, param, rate, rng_state):
 
 @jit(inline="always")
 def backprop_activation(a, gate, delta, code, param, rate):
-    """``delta`` (dL/da, 1-D) becomes dL/dz in place: times the gate when the
-    layer stored one (see :func:`activate_hidden`), else times ``act'(a)``."""
+    """``delta`` (dL/da) becomes dL/dz in place: times the gate when the
+    layer stored one (see :func:`activate_hidden`), else times ``act'(a)``.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n,)
+        The layer's activations.
+    gate : ndarray of shape (n,) or (0,)
+        The layer's gates, as :func:`activate_hidden` left them.
+    delta : ndarray of shape (n,)
+        dL/da; becomes dL/dz.
+    code, param : int, float
+        Activation code and leaky relu slope.
+    rate : float
+        The layer's dropout rate.
+    """
     if uses_gate(gate, code, rate):
         for i in range(delta.shape[0]):
             delta[i] = delta[i] * gate[i]

@@ -19,7 +19,13 @@ from ._jit import DISABLE_JIT, jit
 
 @intrinsic
 def _address(typingctx, array, offset):
-    """Pointer to ``array``'s element at flat ``offset`` (from its first element)."""
+    """Pointer to ``array``'s element at flat ``offset`` (from its first element).
+
+    Parameters
+    ----------
+    array : ndarray
+    offset : int
+    """
     sig = types.CPointer(array.dtype)(array, offset)
 
     def codegen(context, builder, signature, args):
@@ -30,11 +36,26 @@ def _address(typingctx, array, offset):
 
 
 def _xxgemm(kind, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Column-major ``c = alpha * a @ b.T + beta * c`` (see the overload)."""
+    """Column-major ``c = alpha * a @ b.T + beta * c`` (see the overload).
+
+    Parameters
+    ----------
+    kind : int
+        Unused (the dtype comes from ``a``).
+    m, n, k : int
+        ``c`` is ``m x n``, the product's inner dimension ``k``.
+    alpha, beta : pointer
+        The scalars, in the arrays' dtype.
+    a, b, c : pointer
+        The matrices' first elements.
+    lda, ldb, ldc : int
+        Their leading dimensions.
+    """
 
 
 @overload(_xxgemm)
 def _xxgemm_impl(kind, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Numba's ``numba_xxgemm`` for the arrays' dtype (parameters as :func:`_xxgemm`)."""
     ensure_blas()
     gemm = _BLAS().numba_xxgemm(a.dtype)
     code = np.int8(ord("d") if a.dtype == types.float64 else ord("s"))

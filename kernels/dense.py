@@ -19,6 +19,17 @@ def affine_vector(x, W, b, out):
     ``W[k, j]`` rather than a row view ``W[k]``: a view per row costs two
     atomic reference-count updates.
     The intercept is added last, as ``x @ W + b`` does.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_in,)
+        The sample (or a hidden layer's activations).
+    W : ndarray of shape (n_in, n_out), C-contiguous
+        The layer's weights.
+    b : ndarray of shape (n_out,)
+        The layer's intercepts.
+    out : ndarray of shape (n_out,)
+        Receives ``x @ W + b``.
     """
     n_in, n_out = W.shape
     for j in range(n_out):
@@ -34,7 +45,22 @@ def affine_vector(x, W, b, out):
 
 @jit
 def affine_csr_row(data, indices, row_start, row_end, W, b, out):
-    """``out = x @ W + b`` for the CSR row ``data/indices[row_start:row_end]``."""
+    """``out = x @ W + b`` for one row ``x`` of a CSR matrix, touching only
+    the rows of ``W`` of its non-zero columns.
+
+    Parameters
+    ----------
+    data, indices : ndarray
+        The CSR matrix's values and column indices.
+    row_start, row_end : int
+        The row's entries: ``data[row_start:row_end]`` (from ``indptr``).
+    W : ndarray of shape (n_features, n_out), C-contiguous
+        The first layer's weights.
+    b : ndarray of shape (n_out,)
+        Its intercepts.
+    out : ndarray of shape (n_out,)
+        Receives ``x @ W + b``.
+    """
     n_out = W.shape[1]
     for j in range(n_out):
         out[j] = 0
@@ -69,7 +95,24 @@ def dense_forward_vector(x, W, b, act_code, act_param, out):
 
 @jit
 def dense_forward_csr_row(data, indices, row_start, row_end, W, b, act_code, act_param, out):
-    """One CSR row through a dense layer, touching only its non-zero inputs."""
+    """One CSR row through a dense layer, touching only its non-zero inputs:
+    :func:`affine_csr_row`, then the activation.
+
+    Parameters
+    ----------
+    data, indices : ndarray
+        The CSR matrix's values and column indices.
+    row_start, row_end : int
+        The row's entries (from ``indptr``).
+    W : ndarray of shape (n_features, n_out), C-contiguous
+    b : ndarray of shape (n_out,)
+    act_code : int
+        Activation code (see ``fastmlp.kernels.activations``).
+    act_param : float
+        Leaky relu slope.
+    out : ndarray of shape (n_out,)
+        Receives the activation.
+    """
     affine_csr_row(data, indices, row_start, row_end, W, b, out)
     activate_inplace(out, act_code, act_param)
 
@@ -78,7 +121,18 @@ def dense_forward_csr_row(data, indices, row_start, row_end, W, b, act_code, act
 def dense_forward_batch(A, W, b, act_code, act_param, out):
     """A batch through a dense layer with BLAS: ``out = act(A @ W + b)``.
 
-    ``A`` (n, n_in), ``W`` (n_in, n_out) and ``out`` (n, n_out) are C-contiguous.
+    Parameters
+    ----------
+    A : ndarray of shape (n, n_in), C-contiguous
+        The batch (or the layer below's activations).
+    W : ndarray of shape (n_in, n_out), C-contiguous
+    b : ndarray of shape (n_out,)
+    act_code : int
+        Activation code (softmax row by row).
+    act_param : float
+        Leaky relu slope.
+    out : ndarray of shape (n, n_out), C-contiguous
+        Receives the activations.
     """
     np.dot(A, W, out)
     add_bias_rows(out, b)
@@ -87,7 +141,14 @@ def dense_forward_batch(A, W, b, act_code, act_param, out):
 
 @jit
 def add_bias_rows(out, b):
-    """``out[r] += b`` for every row of the 2-D array ``out``."""
+    """``out[r] += b`` for every row of the 2-D array ``out``.
+
+    Parameters
+    ----------
+    out : ndarray of shape (n, m)
+        Updated in place.
+    b : ndarray of shape (m,)
+    """
     for r in range(out.shape[0]):
         for j in range(out.shape[1]):
             out[r, j] += b[j]

@@ -46,6 +46,7 @@ LOSS_CODES = {
 
 @jit(inline="always")
 def _xlogy(x, y):
+    """``x * log(y)``, 0 where ``x == 0`` (as ``scipy.special.xlogy``)."""
     return 0.0 if x == 0 else x * math.log(y)
 
 
@@ -135,7 +136,20 @@ def output_loss_and_delta(z, y, delta, out_code, loss_code, act_param, loss_para
 
 
 def is_supported_pair(out_code, loss_code):
-    """Whether the output activation ``out_code`` can be trained with ``loss_code``."""
+    """Whether an output activation can be trained with a loss.
+
+    Parameters
+    ----------
+    out_code : int
+        Output activation code
+        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
+    loss_code : int
+        Loss code (:data:`LOSS_CODES`).
+
+    Returns
+    -------
+    bool
+    """
     if loss_code == LOG_LOSS:
         return out_code in (SOFTMAX, LOGISTIC)
     if loss_code == POISSON:

@@ -164,7 +164,29 @@ def _split_half(
     rows, then the rest): forward pass, loss and backward pass on the half's
     row of each work array, every gradient but the first layer's into
     ``upper_grads[h]``; its loss and weight sums into ``half_loss[h]`` and
-    ``half_weight[h]``."""
+    ``half_weight[h]``.
+
+    Parameters
+    ----------
+    h : int
+        The half, 0 or 1.
+    X, Y, sample_weight, order, params, layer_sizes, act_codes, act_param
+        As for :func:`minibatch_epoch_split` (``X`` as the input tuple).
+    drop_rates, rng_state, loss_code, loss_param
+        As for :func:`minibatch_epoch_split`.
+    start, nb : int
+        The batch: ``order[start:start + nb]``.
+    w_off, b_off, unit_off : ndarray of int64
+        The offsets of :func:`~fastmlp.kernels.packing.layout`.
+    half_max : int
+        The rows a half's work arrays hold, ``ceil(batch_size / 2)``.
+    abuf, dbuf, gbuf, xbuf, upper_grads : ndarray
+        The epoch's work arrays, one row per half.
+    size0 : int
+        The first layer's weights, whose gradient is left out.
+    half_loss, half_weight : ndarray of shape (2,)
+        Receive the half's loss and weight sums.
+    """
     first = (nb + 1) // 2
     h_rows = first if h == 0 else nb - first
     if h_rows > 0:
@@ -192,7 +214,38 @@ def _split_step_task(
     intercept (the halves' gradients added, then stepped; sums of squares into
     ``upper_sq``). Task ``c >= 1``: row block ``c - 1`` of the first layer, its
     gradient formed by one gemm per half and stepped at once (its sum of
-    squares into ``sq_parts[c - 1]``)."""
+    squares into ``sq_parts[c - 1]``).
+
+    Parameters
+    ----------
+    c : int
+        The task, from 0 to ``n_blocks``.
+    nb : int
+        The batch's rows.
+    n_blocks : int
+        The first layer's row blocks.
+    opt, params, state1, state2, hyper
+        As for :func:`minibatch_epoch_split`.
+    first_grad, upper_grads, dbuf, xbuf : ndarray
+        The epoch's work arrays, as :func:`_split_half` left them.
+    gemm_scalars : ndarray of shape (3,)
+        ``[1, 0, 1]`` in the parameters' dtype
+        (:func:`~fastmlp.kernels.blas.gemm_rows_at_b`).
+    half_max : int
+        The rows a half's work arrays hold.
+    unit_off : ndarray of int64
+        Units' offsets (:func:`~fastmlp.kernels.packing.layout`).
+    n_in, n_first, n_coef : int
+        Inputs, first hidden layer's units, and weights in all.
+    alpha, inv, lr_t : float
+        L2 penalty, inverse of the batch's weight sum, step's learning rate.
+    unit : ndarray of shape (1,)
+        Holds 1 in the parameters' dtype.
+    sq_parts : ndarray of shape (n_blocks,)
+        Receives each first-layer block's sum of squares.
+    upper_sq : ndarray of shape (2,)
+        Receives the upper layers' and the intercepts' sums of squares.
+    """
     n_params = params.shape[0]
     size0 = first_grad.shape[0]
     first = (nb + 1) // 2
@@ -242,7 +295,10 @@ def _split_halves_threaded(
     w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
     loss_param, abuf, dbuf, gbuf, xbuf, upper_grads, size0, half_loss, half_weight,
 ):
-    """Both :func:`_split_half` calls of a batch as two tasks on the thread pool."""
+    """Both :func:`_split_half` calls of a batch as two tasks on the thread pool.
+
+    Parameters as :func:`_split_half`'s, without ``h``.
+    """
     for h in prange(2):
         _split_half(
             np.int64(h), X, Y, sample_weight, order, start, nb,
@@ -258,7 +314,10 @@ def _split_step_threaded(
     gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv, lr_t, hyper, unit,
     sq_parts, upper_sq,
 ):
-    """Every :func:`_split_step_task` of a batch as tasks on the thread pool."""
+    """Every :func:`_split_step_task` of a batch as tasks on the thread pool.
+
+    Parameters as :func:`_split_step_task`'s, without ``c``.
+    """
     for c in prange(n_blocks + 1):
         _split_step_task(
             np.int64(c), nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads,

@@ -64,9 +64,27 @@ def make_hyper(
 ):
     """Optimizer constants as a list in ``H_*`` order (complements in float64).
 
-    ``tiny`` is the smallest normal number of the parameters' dtype: optimizer
-    state that decays below it (velocities and moments of dead units) is
-    flushed to zero, since subnormal arithmetic is 10-100x slower on x86.
+    Parameters
+    ----------
+    momentum : float, default=0.9
+        SGD's momentum.
+    nesterov : bool, default=True
+        Nesterov's momentum.
+    beta_1, beta_2, epsilon : float
+        Adam's constants (``epsilon`` is also RMSprop's, Adagrad's and
+        Adadelta's).
+    rho : float, default=0.9
+        RMSprop's and Adadelta's decay.
+    alpha : float, default=0.0
+        L2 penalty.
+    tiny : float
+        The smallest normal number of the parameters' dtype: optimizer
+        state that decays below it (velocities and moments of dead units) is
+        flushed to zero, since subnormal arithmetic is 10-100x slower on x86.
+
+    Returns
+    -------
+    hyper : list of float, of length N_HYPER
     """
     hyper = [0.0] * N_HYPER
     hyper[H_MOMENTUM] = momentum
@@ -90,19 +108,48 @@ def zero_like(x):
     ``x * 0`` would be float64 for a float32 ``x`` (Numba types ``int64``
     literals as int64, and float32 * int64 is float64), which silently turns
     float32 loops into float64 ones.
+
+    Parameters
+    ----------
+    x : float32 or float64
+
+    Returns
+    -------
+    float32 or float64
     """
     return x * np.float32(0)
 
 
 @jit(inline="always")
 def flush(x, tiny):
-    """``x``, or 0 where ``|x|`` is subnormal (NaN and inf unchanged)."""
+    """``x``, or 0 where ``|x|`` is subnormal (NaN and inf unchanged).
+
+    Parameters
+    ----------
+    x : float
+    tiny : float
+        The smallest normal number of ``x``'s dtype.
+    """
     return zero_like(x) if abs(x) < tiny else x
 
 
 @jit
 def adam_learning_rate(learning_rate, beta_1, beta_2, t):
-    """Adam's step size at step ``t`` with bias correction, as scikit-learn computes it."""
+    """Adam's step size at step ``t`` with bias correction, as scikit-learn computes it.
+
+    Parameters
+    ----------
+    learning_rate : float
+        ``learning_rate_init``.
+    beta_1, beta_2 : float
+        Adam's decay rates.
+    t : int
+        The step, from 1.
+
+    Returns
+    -------
+    float
+    """
     tf = float(t)
     return learning_rate * math.sqrt(1.0 - beta_2**tf) / (1.0 - beta_1**tf)
 
@@ -122,6 +169,16 @@ def velocity_flush_threshold(momentum, tiny):
     and with ``momentum > 0.5`` the smallest subnormal never rounds to zero).
     The factor is capped at ``2 ** 40``: a velocity that small cannot move a
     weight in either float type. With ``momentum = 0`` there are no velocities.
+
+    Parameters
+    ----------
+    momentum : float
+    tiny : float
+        The smallest normal number of the velocities' dtype.
+
+    Returns
+    -------
+    float
     """
     if momentum <= 0 or momentum >= 1:
         return tiny
@@ -130,7 +187,14 @@ def velocity_flush_threshold(momentum, tiny):
 
 @jit
 def flush_velocities(S, threshold):
-    """Zero in place the elements of ``S`` whose magnitude is below ``threshold``."""
+    """Zero in place the elements of ``S`` whose magnitude is below ``threshold``.
+
+    Parameters
+    ----------
+    S : ndarray, 1-D
+        Velocities; updated.
+    threshold : float
+    """
     for i in range(S.shape[0]):
         if abs(S[i]) < threshold:
             S[i] = 0
@@ -332,7 +396,30 @@ def update_rank1_fused(
 
 @jit(fastmath=UPDATE_FASTMATH, inline="always")
 def update_rank1(opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper):
-    """:func:`update_rank1_fused` without the next sample's forward pass."""
+    """:func:`update_rank1_fused` on the whole block, without the next
+    sample's forward pass.
+
+    Parameters
+    ----------
+    opt : int
+        Optimizer code (:data:`OPTIMIZER_CODES`).
+    W, S1, S2 : ndarray of shape (m, n)
+        Parameters and optimizer state, as for :func:`update_rank1_fused`.
+    a : ndarray of shape (m,)
+    d : ndarray of shape (n,)
+        The gradient's rank-1 factors, as for :func:`update_rank1_fused`.
+    alpha, inv_weight : float
+        L2 penalty and the inverse of the batch's sample-weight sum.
+    lr : float
+        Learning rate of this step.
+    hyper : ndarray of shape (N_HYPER,)
+        Optimizer constants in the parameters' dtype.
+
+    Returns
+    -------
+    sq_norm : float
+        Sum of the squares of the updated parameters.
+    """
     return update_rank1_fused(
         opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, a[:0], d[:0], unliteral(0),
         W.shape[0],
@@ -359,9 +446,36 @@ def update_layer(
     added in block order, so the result is the same bit for bit whether
     threaded or not, and for any thread count.
 
-    ``sq_parts`` (``ROW_BLOCKS``,) and ``out_parts`` (``ROW_BLOCKS``, >= n)
-    are scratch. ``out_next`` receives ``x_next @ W_new`` (when ``x_next`` is
-    not empty). Returns the sum of squares of the updated weights.
+    Parameters
+    ----------
+    opt : int
+        Optimizer code (:data:`OPTIMIZER_CODES`).
+    W, S1, S2 : ndarray of shape (m, n)
+        Parameters and optimizer state, as for :func:`update_rank1_fused`.
+    a : ndarray of shape (m,)
+    d : ndarray of shape (n,)
+        The gradient's rank-1 factors, as for :func:`update_rank1_fused`.
+    alpha, inv_weight : float
+        L2 penalty and the inverse of the batch's sample-weight sum.
+    lr : float
+        Learning rate of this step.
+    hyper : ndarray of shape (N_HYPER,)
+        Optimizer constants in the parameters' dtype.
+    x_next : ndarray of shape (m,) or (0,)
+        The next sample's input, or empty.
+    out_next : ndarray of shape (n,) or (0,)
+        Receives ``x_next @ W_new`` when ``x_next`` is not empty.
+    threaded : bool or None
+        Run the blocks on the thread pool; None compiles no parallel region.
+    sq_parts : ndarray of shape (ROW_BLOCKS,)
+        Scratch: each block's sum of squares.
+    out_parts : ndarray of shape (ROW_BLOCKS, >= n)
+        Scratch: each block's part of ``out_next``.
+
+    Returns
+    -------
+    sq_norm : float
+        Sum of the squares of the updated weights.
     """
     m_rows, n = W.shape
     fuse = x_next.shape[0] > 0
@@ -398,8 +512,21 @@ def update_layer(
 def sum_block_parts(sq_parts, out_parts, n_blocks, out_next):
     """The row blocks' results, added in block order (whatever thread ran them).
 
-    Returns the sum of ``sq_parts[:n_blocks]``; when ``out_next`` is not
-    empty, it receives the sum of the blocks' rows of ``out_parts``.
+    Parameters
+    ----------
+    sq_parts : ndarray of shape (>= n_blocks,)
+        Each block's sum of squares.
+    out_parts : ndarray of shape (>= n_blocks, >= n)
+        Each block's part of the next sample's forward pass.
+    n_blocks : int
+        The blocks.
+    out_next : ndarray of shape (n,) or (0,)
+        When not empty, receives the sum of the blocks' rows of ``out_parts``.
+
+    Returns
+    -------
+    sq_norm : float
+        The sum of ``sq_parts[:n_blocks]``.
     """
     sq = zero_like(sq_parts[0])
     for c in range(n_blocks):
@@ -418,6 +545,11 @@ def sum_block_parts(sq_parts, out_parts, n_blocks, out_next):
 def _update_blocks_threaded(
     opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper, x_next, n_blocks, sq_parts, out_parts
 ):
+    """:func:`update_layer`'s row blocks as tasks on the thread pool.
+
+    Parameters as :func:`update_layer`'s, and ``n_blocks`` (int), the row
+    blocks; each block's results go to ``sq_parts`` and ``out_parts``.
+    """
     m_rows, n = W.shape
     for task in prange(n_blocks):
         c = np.int64(task)  # prange's index is unsigned: one compiled callee
@@ -431,8 +563,24 @@ def _update_blocks_threaded(
 def step_learning_rate(opt, lr, hyper, step, scratch):
     """Learning rate of the next step in the parameters' dtype; advances Adam's counter.
 
-    The value goes through ``scratch`` (1 element, parameters' dtype) so that
-    float32 update loops stay float32 instead of promoting to float64.
+    Parameters
+    ----------
+    opt : int
+        Optimizer code.
+    lr : float
+        The epoch's learning rate.
+    hyper : ndarray of shape (N_HYPER,)
+        Optimizer constants.
+    step : ndarray of int64, shape (1,)
+        Adam's step counter; advanced for Adam.
+    scratch : ndarray of shape (1,)
+        In the parameters' dtype: the value goes through it so that float32
+        update loops stay float32 instead of promoting to float64.
+
+    Returns
+    -------
+    float
+        In the parameters' dtype.
     """
     if opt == ADAM:
         step[0] += 1
@@ -445,7 +593,21 @@ def step_learning_rate(opt, lr, hyper, step, scratch):
 def epoch_flush_threshold(opt, hyper, state1):
     """SGD with momentum: the velocity flush threshold, after flushing ``state1``
     once (each epoch starts flushed); 0 for the optimizers that flush at every
-    step (or, plain SGD, keep no state)."""
+    step (or, plain SGD, keep no state).
+
+    Parameters
+    ----------
+    opt : int
+        Optimizer code.
+    hyper : ndarray of shape (N_HYPER,)
+        Optimizer constants.
+    state1 : ndarray, 1-D
+        SGD's velocities; flushed in place.
+
+    Returns
+    -------
+    float
+    """
     if opt != SGD or hyper[H_MOMENTUM] == 0:
         return 0.0
     threshold = velocity_flush_threshold(float(hyper[H_MOMENTUM]), float(hyper[H_TINY]))

@@ -35,6 +35,11 @@ STATUS_NONFINITE_WEIGHTS = 2
 def layout(layer_sizes):
     """Offsets of each layer's weights, intercepts and units in the flat arrays.
 
+    Parameters
+    ----------
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+
     Returns
     -------
     w_off, b_off : ndarray of shape (n_layers - 1,)
@@ -65,7 +70,20 @@ def layout(layer_sizes):
 
 @jit
 def coef_sq_norm(params, n_coef):
-    """Sum of squares of the weights (the first ``n_coef`` parameters)."""
+    """Sum of squares of the weights (the first ``n_coef`` parameters).
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,)
+        The packed parameters.
+    n_coef : int
+        The number of weights (the start of the intercepts, ``b_off[0]``).
+
+    Returns
+    -------
+    sq_norm : float
+        In the parameters' dtype.
+    """
     sq = zero_like(params[0])
     for i in range(n_coef):
         sq += params[i] * params[i]
@@ -74,7 +92,19 @@ def coef_sq_norm(params, n_coef):
 
 @jit(inline="always")
 def weight_view(params, w_off, layer_sizes, l):
-    """Layer ``l``'s weights as a C-contiguous ``(fan_in, fan_out)`` view of ``params``."""
+    """Layer ``l``'s weights as a C-contiguous ``(fan_in, fan_out)`` view of ``params``.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,)
+        The packed parameters, or an optimizer state laid out as they are.
+    w_off : ndarray of int64
+        Start of each layer's weights (:func:`layout`).
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+    l : int
+        The weight layer, from 0 (inputs to the first hidden layer).
+    """
     fi = layer_sizes[l]
     fo = layer_sizes[l + 1]
     return params[w_off[l] : w_off[l] + fi * fo].reshape((fi, fo))
@@ -82,23 +112,71 @@ def weight_view(params, w_off, layer_sizes, l):
 
 @jit(inline="always")
 def bias_view(params, b_off, layer_sizes, l):
-    """Layer ``l``'s intercepts as a view of ``params``."""
+    """Layer ``l``'s intercepts as a view of ``params``.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,)
+        The packed parameters, or an optimizer state laid out as they are.
+    b_off : ndarray of int64
+        Start of each layer's intercepts (:func:`layout`).
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+    l : int
+        The weight layer, from 0.
+    """
     return params[b_off[l] : b_off[l] + layer_sizes[l + 1]]
 
 
 @jit(inline="always")
 def row_view(flat, start, stop):
+    """``flat[start:stop]`` as a ``(1, stop - start)`` view: a block of
+    parameters seen as one row, for the optimizer steps' 2-D form.
+
+    Parameters
+    ----------
+    flat : ndarray, 1-D
+        The array to view.
+    start, stop : int
+        The elements to take.
+    """
     return flat[start:stop].reshape((1, stop - start))
 
 
 @jit(inline="always")
 def batch_block(buf, batch_max, unit_off, layer_sizes, l, nb):
+    """Layer ``l``'s units for ``nb`` rows of a batch, as an ``(nb, width)`` view.
+
+    Parameters
+    ----------
+    buf : ndarray, 1-D
+        A flat activation or delta buffer (see the module docstring).
+    batch_max : int
+        The rows the buffer holds per layer (1 for the per-sample kernels).
+    unit_off : ndarray of int64
+        Start of each layer's units per row (:func:`layout`).
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+    l : int
+        The layer, from 1 (the first hidden layer).
+    nb : int
+        The batch's rows, at most ``batch_max``.
+    """
     start = batch_max * unit_off[l]
     return buf[start : start + nb * layer_sizes[l]].reshape((nb, layer_sizes[l]))
 
 
 @jit(inline="always")
 def gate_view(gbuf, batch_max, unit_off, layer_sizes, l, nb):
-    """Layer ``l``'s gates for ``nb`` rows, flat (empty when ``gbuf`` is)."""
+    """Layer ``l``'s gates for ``nb`` rows, flat (empty when ``gbuf`` is).
+
+    Parameters
+    ----------
+    gbuf : ndarray, 1-D
+        The gate buffer, laid out as the activations' (empty when no layer
+        needs gates).
+    batch_max, unit_off, layer_sizes, l, nb
+        As for :func:`batch_block`.
+    """
     start = batch_max * unit_off[l]
     return gbuf[start : start + nb * layer_sizes[l]]

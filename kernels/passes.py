@@ -393,7 +393,19 @@ def _predict_chunk(
     act_codes, act_param, out, abuf, xbuf,
 ):
     """Rows ``chunk_index * chunk`` to the next chunk's start (or the end)
-    through :func:`predict_batches`, on ``abuf[h]``; nothing past the end."""
+    through :func:`predict_batches`, on ``abuf[h]``; nothing past the end.
+
+    Parameters
+    ----------
+    chunk_index : int
+        The chunk.
+    h : int
+        The row of ``abuf`` to work in.
+    chunk : int
+        Rows per chunk.
+    X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
+        As for :func:`predict_chunks`.
+    """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
     n = out.shape[0]
     r0 = chunk_index * chunk
@@ -493,7 +505,17 @@ def _predict_group_threaded(
     first, chunk, X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
 ):
     """Chunks ``first`` to ``first + abuf.shape[0] - 1`` of :func:`predict_chunks`,
-    one task each on Numba's thread pool."""
+    one task each on Numba's thread pool.
+
+    Parameters
+    ----------
+    first : int
+        The group's first chunk.
+    chunk : int
+        Rows per chunk.
+    X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
+        As for :func:`predict_chunks`.
+    """
     previous = set_chunk_size(1)
     for h in prange(abuf.shape[0]):
         _predict_chunk(
@@ -584,7 +606,29 @@ def _objective_half(
 ):
     """Half ``h`` of the rows (the first ``ceil(n / 2)``, then the rest): loss
     and weight sums into ``half_loss[h]`` / ``half_weight[h]``, unscaled
-    gradients into ``half_grads[h]``."""
+    gradients into ``half_grads[h]``.
+
+    Parameters
+    ----------
+    h : int
+        The half, 0 or 1.
+    X, Y, sample_weight, params, layer_sizes, act_codes, act_param
+        As for :func:`loss_and_gradients_split`.
+    loss_code, loss_param, abuf, dbuf, gbuf, xbuf, half_grads
+        As for :func:`loss_and_gradients_split`.
+    order : ndarray of int64
+        Every row, in order.
+    w_off, b_off, unit_off : ndarray of int64
+        The offsets of :func:`~fastmlp.kernels.packing.layout`.
+    half_max : int
+        The rows a half's work arrays hold, ``ceil(n / 2)``.
+    no_dropout : ndarray of float64
+        Zeros, one per hidden layer.
+    rng_state : ndarray of uint64, shape (1,)
+        A dropout stream, unused (no dropout).
+    half_loss, half_weight : ndarray of shape (2,)
+        Receive the half's loss and weight sums.
+    """
     n = order.shape[0]
     first = (n + 1) // 2
     h_rows = first if h == 0 else n - first
@@ -711,7 +755,10 @@ def _objective_halves_threaded(
     layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param, no_dropout, rng_state,
     loss_code, loss_param, abuf, dbuf, gbuf, xbuf, half_grads, half_loss, half_weight,
 ):
-    """Both halves of :func:`loss_and_gradients_split`, on two threads."""
+    """Both halves of :func:`loss_and_gradients_split`, on two threads.
+
+    Parameters as :func:`_objective_half`'s, without ``h``.
+    """
     for h in prange(2):
         _objective_half(
             np.int64(h), X, Y, sample_weight, order,

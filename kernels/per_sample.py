@@ -310,7 +310,19 @@ def sgd_epoch(
 def threadable_layers(layer_sizes, is_sparse):
     """Whether :func:`sgd_epoch` can run any step on the thread pool: when a
     layer has ``BLOCKED_LAYER_SIZE`` weights or more (not a CSR first layer,
-    whose step is scattered by row). Otherwise pass it ``policy=None``."""
+    whose step is scattered by row). Otherwise pass it ``policy=None``.
+
+    Parameters
+    ----------
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+    is_sparse : bool
+        Whether the input is CSR.
+
+    Returns
+    -------
+    bool
+    """
     for l in range(layer_sizes.shape[0] - 1):
         big = layer_sizes[l] * layer_sizes[l + 1] >= BLOCKED_LAYER_SIZE and layer_sizes[l] > 1
         if big and (l > 0 or not is_sparse):
@@ -321,7 +333,15 @@ def threadable_layers(layer_sizes, is_sparse):
 @jit(internal=True)  # not inlined: its return type must follow the type of ``policy``
 def _threads_flag(policy, threaded):
     """``threaded``, or None without a policy (typed ``none``: the callees that
-    take it then compile without their threaded branch)."""
+    take it then compile without their threaded branch).
+
+    Parameters
+    ----------
+    policy : ndarray of float64 or None
+        The epoch's thread policy.
+    threaded : bool
+        Whether this step runs threaded.
+    """
     if policy is None:
         return None
     return threaded
@@ -334,8 +354,36 @@ def _update_upper_layers(
 ):
     """One sample's step of every layer but the first, then of all intercepts.
 
-    Returns the sum of squares of those layers' updated weights and that of
-    the intercepts."""
+    Parameters
+    ----------
+    opt, hyper, lr_t, alpha, inv : int, ndarray, float, float, float
+        Optimizer code and constants, this step's learning rate, the L2
+        penalty and the inverse of the sample's weight.
+    params, state1, state2 : ndarray of shape (n_params,)
+        The packed parameters and optimizer states; updated.
+    layer_sizes, w_off, unit_off : ndarray of int64
+        Layer widths and the offsets of :func:`~fastmlp.kernels.packing.layout`.
+    abuf, dbuf : ndarray
+        The sample's activations and deltas.
+    outer : ndarray
+        Scratch for short rows' outer products (:func:`_outer_size`).
+    unit : ndarray of shape (1,)
+        Scratch; set to 1.
+    B, SB1, SB2 : ndarray of shape (1, n_units)
+        Every intercept as one row, and its optimizer states.
+    d_all : ndarray of shape (n_units,)
+        Every layer's deltas, lined up with ``B``.
+    threaded : bool or None
+        As for :func:`~fastmlp.kernels.optimizers.update_layer`.
+    sq_parts, out_parts : ndarray
+        Scratch of :func:`~fastmlp.kernels.optimizers.update_layer`.
+
+    Returns
+    -------
+    sq, bsq : float
+        Sums of squares of those layers' updated weights and of the
+        intercepts.
+    """
     zero = zero_like(alpha)
     one = zero + np.float32(1)
     no_rows = d_all[:0]
@@ -385,7 +433,22 @@ def _step_first_and_upper_threaded(
 
     Task 0 (the upper layers) goes to the first thread, which would otherwise
     finish its blocks first. Returns nothing: reduce the parts with
-    :func:`sum_block_parts`."""
+    :func:`sum_block_parts`.
+
+    Parameters
+    ----------
+    opt, W0, V01, V02, x, d0, alpha, inv, lr_t, hyper, x_next, sq_parts, out_parts
+        The first layer's step, as :func:`~fastmlp.kernels.optimizers.update_layer`'s
+        arguments.
+    n_blocks : int
+        The first layer's row blocks.
+    params, state1, state2, layer_sizes, w_off, unit_off, abuf, dbuf
+        The upper layers' step, as :func:`_update_upper_layers`' arguments.
+    outer, unit, B, SB1, SB2, d_all
+        Also as :func:`_update_upper_layers`' arguments.
+    upper_out : ndarray of shape (2,)
+        Receives :func:`_update_upper_layers`' two sums.
+    """
     m_rows, n = W0.shape
     for c in prange(n_blocks + 1):
         if c == 0:
@@ -411,7 +474,17 @@ SHORT_ROW = 32
 
 @jit(internal=True)
 def _outer_size(layer_sizes):
-    """Scratch for :func:`sgd_epoch`'s short-row layers: their largest size."""
+    """Scratch for :func:`sgd_epoch`'s short-row layers: their largest size.
+
+    Parameters
+    ----------
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+
+    Returns
+    -------
+    int
+    """
     size = 0
     for l in range(1, layer_sizes.shape[0] - 1):
         fi_fo = layer_sizes[l] * layer_sizes[l + 1]
@@ -423,7 +496,15 @@ def _outer_size(layer_sizes):
 @jit(fastmath={"reassoc"}, internal=True)
 def _matvec(W, b, out):
     """``out = W @ b``, row by row with ``W[k, j]`` indexing: no row views and
-    one call per layer, since each view or call costs atomic reference counts."""
+    one call per layer, since each view or call costs atomic reference counts.
+
+    Parameters
+    ----------
+    W : ndarray of shape (m, n), C-contiguous
+    b : ndarray of shape (n,)
+    out : ndarray of shape (m,)
+        Receives ``W @ b``.
+    """
     for k in range(W.shape[0]):
         acc = zero_like(b[0])
         for j in range(b.shape[0]):

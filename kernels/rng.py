@@ -22,7 +22,17 @@ _TWO_POW_M53 = 1.0 / 9007199254740992.0
 
 @jit(inline="always")
 def next_uniform(state):
-    """Next draw in ``[0, 1)`` (53 random bits) from the stream ``state`` (uint64[1])."""
+    """Next draw in ``[0, 1)`` (53 random bits) from a stream.
+
+    Parameters
+    ----------
+    state : ndarray of uint64, shape (1,)
+        The stream's state; advanced.
+
+    Returns
+    -------
+    float
+    """
     s = state[0] + _GOLDEN
     state[0] = s
     s = (s ^ (s >> _S30)) * _MIX_1

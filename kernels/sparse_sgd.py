@@ -74,7 +74,14 @@ SEGMENT_STEPS = 65536
 
 @jit(internal=True)
 def _tree_reset(tree):
-    """Every node of the step tree to the identity (no steps yet)."""
+    """Every node of the step tree to the identity (no steps yet).
+
+    Parameters
+    ----------
+    tree : ndarray of float64, shape (2 * capacity, 4)
+        The segment's step tree (``capacity``: a power of two, at most
+        ``SEGMENT_STEPS``): node ``r`` holds a 2x2 matrix, row-major.
+    """
     for r in range(tree.shape[0]):
         tree[r, 0] = 1.0
         tree[r, 1] = 0.0
@@ -88,7 +95,18 @@ def _tree_push(tree, t, m00, m01, m10, m11):
 
     A node holds the product of its children's steps, the later one on the
     left. (Scalars and indices throughout, no row views: a view costs two
-    atomic reference counts, more than the arithmetic here.)"""
+    atomic reference counts, more than the arithmetic here.)
+
+    Parameters
+    ----------
+    tree : ndarray of float64, shape (2 * capacity, 4)
+        The segment's step tree (``capacity``: a power of two, at most
+        ``SEGMENT_STEPS``): node ``r`` holds a 2x2 matrix, row-major.
+    t : int
+        The step, from 1.
+    m00, m01, m10, m11 : float
+        Its matrix.
+    """
     capacity = tree.shape[0] // 2
     node = capacity + t - 1
     tree[node, 0] = m00
@@ -109,7 +127,16 @@ def _tree_push(tree, t, m00, m01, m10, m11):
 @jit(internal=True)
 def _tree_product(tree, s, t):
     """``M_t @ ... @ M_{s+1}``, the steps after step ``s`` up to step ``t``, as
-    ``(p00, p01, p10, p11)`` (the identity when ``s == t``)."""
+    ``(p00, p01, p10, p11)`` (the identity when ``s == t``).
+
+    Parameters
+    ----------
+    tree : ndarray of float64, shape (2 * capacity, 4)
+        The segment's step tree (``capacity``: a power of two, at most
+        ``SEGMENT_STEPS``): node ``r`` holds a 2x2 matrix, row-major.
+    s, t : int
+        The steps, ``0 <= s <= t``.
+    """
     capacity = tree.shape[0] // 2
     if t == s + 1:  # the common case: a row touched at the previous step
         leaf = capacity + s
@@ -144,7 +171,19 @@ def _steps_product(s, t, tree, powers, run_start):
 
     When every one of them has had the same matrix (steps ``run_start`` on:
     the usual case, a constant learning rate and full batches of equal
-    weights), it is ``powers[t - s]``; otherwise it comes from the tree."""
+    weights), it is ``powers[t - s]``; otherwise it comes from the tree.
+
+    Parameters
+    ----------
+    s, t : int
+        The steps, ``0 <= s <= t``.
+    tree : ndarray of float64, shape (2 * capacity, 4)
+        The segment's step tree.
+    powers : ndarray of float64, shape (capacity + 1, 4)
+        Powers of the step matrix shared by steps ``run_start`` on.
+    run_start : int
+        The first step of the current run of equal step matrices.
+    """
     if s + 1 >= run_start:
         g = t - s
         return powers[g, 0], powers[g, 1], powers[g, 2], powers[g, 3]
@@ -153,7 +192,13 @@ def _steps_product(s, t, tree, powers, run_start):
 
 @jit(inline="always")
 def _product(a00, a01, a10, a11, b00, b01, b10, b11):
-    """The 2x2 product ``A @ B``, as ``(p00, p01, p10, p11)``."""
+    """The 2x2 product ``A @ B``, as ``(p00, p01, p10, p11)``.
+
+    Parameters
+    ----------
+    a00, a01, a10, a11, b00, b01, b10, b11 : float
+        ``A`` and ``B``, row-major.
+    """
     return (
         a00 * b00 + a01 * b10, a00 * b01 + a01 * b11, a10 * b00 + a11 * b10, a10 * b01 + a11 * b11
     )
@@ -161,7 +206,19 @@ def _product(a00, a01, a10, a11, b00, b01, b10, b11):
 
 @jit(inline="always")  # (as _steps_product)
 def _apply_to_row(W0, V0, k, p00, p01, p10, p11, with_velocity):
-    """``(w, v) <- P (w, v)`` on row ``k`` of the first layer (and its velocities)."""
+    """``(w, v) <- P (w, v)`` on row ``k`` of the first layer (and its velocities).
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities; updated.
+    k : int
+        The row (an input column).
+    p00, p01, p10, p11 : float
+        ``P``, row-major.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    """
     n = W0.shape[1]
     if with_velocity:
         for j in range(n):
@@ -177,7 +234,25 @@ def _apply_to_row(W0, V0, k, p00, p01, p10, p11, with_velocity):
 @jit(internal=True)
 def _catch_up_row(W0, V0, k, s, t, tree, powers, run_start, with_velocity):
     """Row ``k`` of the first layer (and its velocities), last brought up to
-    date after step ``s`` of the segment, brought up to date after step ``t``."""
+    date after step ``s`` of the segment, brought up to date after step ``t``.
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities; updated.
+    k : int
+        The row (an input column).
+    s, t : int
+        The steps, ``0 <= s <= t``.
+    tree : ndarray of float64, shape (2 * capacity, 4)
+        The segment's step tree.
+    powers : ndarray of float64, shape (capacity + 1, 4)
+        Powers of the step matrix shared by steps ``run_start`` on.
+    run_start : int
+        The first step of the current run of equal step matrices.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    """
     if s == t:
         return
     p00, p01, p10, p11 = _steps_product(s, t, tree, powers, run_start)
@@ -189,7 +264,29 @@ def _first_catch_up(W0, V0, k, t, tree, powers, run_start, with_velocity, before
     """Row ``k``, not touched yet in this epoch (as it was before the epoch),
     brought up to date after step ``t`` of the segment: its velocities flushed
     (as every epoch starts), then the product of the epoch's earlier segments
-    (``before``) and of this one's steps so far applied."""
+    (``before``) and of this one's steps so far applied.
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities; updated.
+    k : int
+        The row (an input column).
+    t : int
+        The segment's steps so far.
+    tree : ndarray of float64, shape (2 * capacity, 4)
+        The segment's step tree.
+    powers : ndarray of float64, shape (capacity + 1, 4)
+        Powers of the step matrix shared by steps ``run_start`` on.
+    run_start : int
+        The first step of the current run of equal step matrices.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    before : ndarray of float64, shape (4,)
+        The product of the epoch's earlier segments.
+    flush_at : float
+        The velocity flush threshold (0: none).
+    """
     if flush_at > 0:
         for j in range(V0.shape[1]):
             if abs(V0[k, j]) < flush_at:
@@ -207,7 +304,31 @@ def _first_catch_up(W0, V0, k, t, tree, powers, run_start, with_velocity, before
 @jit(internal=True)
 def _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, before, flush_at):
     """Every row of the first layer brought up to date after step ``t`` of the
-    segment (the epoch's end)."""
+    segment (the epoch's end).
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities; updated.
+    last : ndarray of int64, shape (n_features,)
+        The step after which each row was last brought up to date in this
+        segment (-1: not touched yet in the epoch); the touched rows' set
+        to ``t``.
+    t : int
+        The segment's steps so far.
+    tree : ndarray of float64, shape (2 * capacity, 4)
+        The segment's step tree.
+    powers : ndarray of float64, shape (capacity + 1, 4)
+        Powers of the step matrix shared by steps ``run_start`` on.
+    run_start : int
+        The first step of the current run of equal step matrices.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    before : ndarray of float64, shape (4,)
+        The product of the epoch's earlier segments.
+    flush_at : float
+        The velocity flush threshold (0: none).
+    """
     for k in range(W0.shape[0]):
         if last[k] < 0:
             _first_catch_up(
@@ -224,7 +345,31 @@ def _end_segment(W0, V0, last, logged, n_logged, t, tree, powers, run_start, wit
     """The segment ends after step ``t``: the rows touched in this epoch are
     brought up to date, the segment's product joins ``before`` (that of the
     epoch's earlier segments, for the rows not touched yet), and the tree is
-    emptied for the next segment."""
+    emptied for the next segment.
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities; updated.
+    last : ndarray of int64, shape (n_features,)
+        As for :func:`_catch_up_all`; the touched rows' set to 0.
+    logged : ndarray of int64
+        The rows the epoch's data reaches (:func:`_copy_touched_rows`).
+    n_logged : int
+        How many.
+    t : int
+        The segment's last step.
+    tree : ndarray of float64, shape (2 * capacity, 4)
+        The segment's step tree.
+    powers : ndarray of float64, shape (capacity + 1, 4)
+        Powers of the step matrix shared by steps ``run_start`` on.
+    run_start : int
+        The first step of the current run of equal step matrices.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    before : ndarray of float64, shape (4,)
+        The product of the epoch's earlier segments; this one's joins it.
+    """
     for q in range(n_logged):
         k = logged[q]
         if last[k] >= 0:
@@ -244,7 +389,26 @@ def _undo_epoch(
 ):
     """The network put back as it was before the epoch: the first-layer rows
     its data reaches from their copy (the others were never written), the
-    layers above (``upper``, ``upper_state``) and the dropout stream."""
+    layers above (``upper``, ``upper_state``) and the dropout stream.
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities; restored.
+    logged, n_logged, log_w, log_v
+        The rows copied before the epoch and their copies
+        (:func:`_copy_touched_rows`).
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    upper, saved_upper : ndarray
+        The parameters after the first layer's weights, and their copy.
+    upper_state, saved_state : ndarray
+        Their velocities, and their copy.
+    rng_state : ndarray of uint64, shape (1,)
+        The dropout stream; restored.
+    saved_rng : uint64
+        Its value before the epoch.
+    """
     for q in range(n_logged):
         k = logged[q]
         for j in range(W0.shape[1]):
@@ -259,7 +423,19 @@ def _undo_epoch(
 @jit(fastmath=UPDATE_FASTMATH, internal=True)
 def _exact_moments(W0, V0, with_velocity, flush_at, moments):
     """``moments = [sum(W0 ** 2), sum(W0 * V0), sum(V0 ** 2)]`` (float64), with
-    the velocities below ``flush_at`` counted as the zeros they become."""
+    the velocities below ``flush_at`` counted as the zeros they become.
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    flush_at : float
+        The velocity flush threshold (0: none).
+    moments : ndarray of float64, shape (3,)
+        Receives the three sums.
+    """
     ww = 0.0
     wv = 0.0
     vv = 0.0
@@ -286,7 +462,31 @@ def _step_touched_row(
     """Row ``k``'s SGD step from its data gradient ``g``, with the arithmetic of
     :func:`~fastmlp.kernels.optimizers.update_rank1`; ``moments``, which
     counted the row as idle under the step ``M``, is corrected to its actual
-    values (one pass over the row)."""
+    values (one pass over the row).
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities; updated.
+    k : int
+        The row (an input column).
+    g : ndarray of shape (n_units,)
+        The row's data gradient (unscaled).
+    one : float
+        1 in the parameters' dtype.
+    alpha, inv_weight, lr : float
+        L2 penalty, inverse of the batch's weight sum, step's learning rate.
+    mom : float
+        Momentum.
+    nesterov : bool
+        Nesterov's momentum.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    m00, m01, m10, m11 : float
+        The step's matrix, under which ``moments`` counted the row.
+    moments : ndarray of float64, shape (3,)
+        The first layer's running second moments; corrected.
+    """
     lak = lr * (one * inv_weight)
     law = lr * (alpha * inv_weight)
     ww = 0.0
@@ -337,7 +537,17 @@ PREFETCH_NEXT_BYTES = (1 << 24, 1 << 28)
 
 @jit(inline="always")
 def _prefetch_row(W0, V0, k, with_velocity):
-    """Start loading row ``k`` of ``W0`` (and ``V0``) into cache, without waiting."""
+    """Start loading row ``k`` of ``W0`` (and ``V0``) into cache, without waiting.
+
+    Parameters
+    ----------
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities.
+    k : int
+        The row.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    """
     n = W0.shape[1]
     line = max(64 // W0.itemsize, 1)
     for j in range(0, n, line):
@@ -349,7 +559,21 @@ def _prefetch_row(W0, V0, k, with_velocity):
 
 @jit(internal=True)
 def _max_touched_rows(X_indptr, order, batch_size, n_features):
-    """An upper bound on the first-layer rows a batch of ``order`` can touch."""
+    """An upper bound on the first-layer rows a batch of ``order`` can touch.
+
+    Parameters
+    ----------
+    X_indptr : ndarray of int64
+        The CSR input's row pointers.
+    order : ndarray of int64
+        The epoch's rows, in order.
+    batch_size : int
+    n_features : int
+
+    Returns
+    -------
+    int
+    """
     n = order.shape[0]
     bound = 0
     for start in range(0, n, batch_size):
@@ -369,8 +593,34 @@ def _copy_touched_rows(X_indices, X_indptr, order, marker, W0, V0, with_velocity
 
     One pass before the epoch, along the first layer: far cheaper than copying
     each row at its first touch inside the epoch, where the stores compete
-    with the step's own cache misses. ``marker`` (all -1) is left so. Raises
-    when ``log_rows`` is too short."""
+    with the step's own cache misses.
+
+    Parameters
+    ----------
+    X_indices, X_indptr : ndarray of int64
+        The CSR input's column indices and row pointers.
+    order : ndarray of int64
+        The epoch's rows.
+    marker : ndarray of int64, shape (n_features,)
+        Scratch, all -1 on entry and on return.
+    W0, V0 : ndarray of shape (n_features, n_units)
+        The first layer's weights and velocities.
+    with_velocity : bool
+        Whether there are velocities (momentum > 0).
+    log_rows : ndarray of int64
+        Receives the rows copied, in column order.
+    log_w, log_v : ndarray of shape (len(log_rows), n_units)
+        Receive their weights and velocities.
+
+    Returns
+    -------
+    n_logged : int
+
+    Raises
+    ------
+    ValueError
+        When ``log_rows`` is too short.
+    """
     for r in range(order.shape[0]):
         i = order[r]
         for p in range(X_indptr[i], X_indptr[i + 1]):

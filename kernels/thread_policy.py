@@ -147,8 +147,17 @@ MAX_PROBE_INTERVAL = 64  # about 0.1 s of segments
 def new_policy(enabled=1):
     """A fresh policy: serial first, threads measured by the first probe.
 
-    ``enabled``: 0 never threaded, 1 chosen by timing, 2 always threaded
-    (for tests and benchmarks)."""
+    Parameters
+    ----------
+    enabled : {0, 1, 2}, default=1
+        0 never threaded, 1 chosen by timing, 2 always threaded (for tests
+        and benchmarks).
+
+    Returns
+    -------
+    policy : ndarray of float64, shape (N_POLICY,)
+        The fields ``P_*`` of this module; the kernels update it in place.
+    """
     policy = np.zeros(N_POLICY, dtype=np.float64)
     policy[P_ENABLED] = enabled
     policy[P_INTERVAL] = MIN_PROBE_INTERVAL
@@ -180,6 +189,15 @@ def set_chunk_size(typingctx, size):
     makes any kernel that uses it uncacheable; this calls the same entry point
     by its symbol, which Numba registers when it launches the pool (launch it
     before the kernel is loaded).
+
+    Parameters
+    ----------
+    size : int
+        Iterations per block of the next parallel loops (0: Numba's default).
+
+    Returns
+    -------
+    previous : int
     """
     if not isinstance(size, types.Integer):
         return None
@@ -217,21 +235,50 @@ def begin_call(policy, n_steps):
     """A kernel call of ``n_steps`` steps starts: its first ``WARMUP_STEPS``
     steps are not timed when it has more than twice as many (the pool may
     have slept since the last call); shorter calls time every step, or a
-    kernel called for one step at a time would never be measured."""
+    kernel called for one step at a time would never be measured.
+
+    Parameters
+    ----------
+    policy : ndarray of float64, shape (N_POLICY,)
+        The kind of step's policy; updated.
+    n_steps : int
+        The steps this call will run.
+    """
     if n_steps > 2 * WARMUP_STEPS:
         _start_warmup(policy)
 
 
 @jit(inline="always")
 def use_threads(policy):
-    """Whether the next step runs on the thread pool."""
+    """Whether the next step runs on the thread pool.
+
+    Parameters
+    ----------
+    policy : ndarray of float64, shape (N_POLICY,)
+        The kind of step's policy.
+
+    Returns
+    -------
+    bool
+    """
     return policy[P_ENABLED] == 2 or (policy[P_ENABLED] == 1 and policy[P_MODE] != 0)
 
 
 @jit(internal=True)
 def record_step(policy, threaded, elapsed, rows):
-    """Account a step of ``rows`` rows that took ``elapsed`` cycles in mode
-    ``threaded``, and choose the mode of the next segment when this one ends."""
+    """Account a step, and choose the mode of the next segment when this one ends.
+
+    Parameters
+    ----------
+    policy : ndarray of float64, shape (N_POLICY,)
+        The kind of step's policy; updated.
+    threaded : bool
+        The mode the step ran in.
+    elapsed : int
+        The step's time in cycles (:func:`cycles`).
+    rows : int
+        The rows the step trained on.
+    """
     mode = 1 if threaded else 0
     policy[P_STEPS + mode] += 1
     if policy[P_ENABLED] != 1:
@@ -281,12 +328,22 @@ def record_step(policy, threaded, elapsed, rows):
 
 @jit(inline="always")
 def _longer_interval(policy):
+    """Double the probe interval of ``policy`` (float64[N_POLICY]), up to
+    ``MAX_PROBE_INTERVAL``."""
     policy[P_INTERVAL] = min(2 * policy[P_INTERVAL], MAX_PROBE_INTERVAL)
 
 
 @jit(inline="always")
 def _switch(policy, mode):
-    """Run the next segment in ``mode``, its first steps untimed if it is a switch."""
+    """Run the next segment in ``mode``, its first steps untimed if it is a switch.
+
+    Parameters
+    ----------
+    policy : ndarray of float64, shape (N_POLICY,)
+        Updated.
+    mode : int or float
+        1 threaded, 0 serial.
+    """
     if policy[P_MODE] != mode:
         policy[P_MODE] = mode
         _start_warmup(policy)
@@ -294,5 +351,7 @@ def _switch(policy, mode):
 
 @jit(inline="always")
 def _start_warmup(policy):
+    """Leave the next steps of ``policy`` (float64[N_POLICY]) untimed:
+    ``WARMUP_STEPS`` steps and ``WARMUP_CYCLES`` cycles."""
     policy[P_SKIP] = WARMUP_STEPS
     policy[P_SKIP_CYCLES] = WARMUP_CYCLES
