@@ -233,6 +233,16 @@ class Network:
         With one activation name, every layer's bound follows it, as in
         scikit-learn; with a list, each layer follows its own activation and
         the output layer the last hidden layer's.
+
+        Parameters
+        ----------
+        random_state : int, RandomState instance or None, default=None
+            The draws' seed, as scikit-learn's ``random_state``; it also
+            seeds the dropout stream when dropout is on.
+
+        Returns
+        -------
+        self : Network
         """
         rng = as_random_state(random_state)
         for i in range(len(self.layer_sizes) - 1):
@@ -257,8 +267,18 @@ class Network:
         return self._dropout.copy()
 
     def set_dropout(self, dropout):
-        """Change the dropout rates (one, or one per hidden layer); the mask
-        stream goes on where it was."""
+        """Change the dropout rates; the mask stream goes on where it was.
+
+        Parameters
+        ----------
+        dropout : float or sequence of float
+            One rate in ``[0, 1)`` for every hidden layer, or one per hidden
+            layer (0: off).
+
+        Returns
+        -------
+        self : Network
+        """
         self._dropout = dropout_rates(dropout, len(self.layer_sizes) - 2)
         self._buffers = {}
         return self
@@ -346,7 +366,13 @@ class Network:
         return Checkpoint(dict(self.__dict__), copies)
 
     def restore(self, checkpoint):
-        """Put the network back as it was at ``checkpoint`` (see :meth:`checkpoint`)."""
+        """Put the network back as it was at ``checkpoint``.
+
+        Parameters
+        ----------
+        checkpoint : Checkpoint
+            From :meth:`checkpoint` on this network.
+        """
         self.__dict__.clear()
         self.__dict__.update(checkpoint.attributes)
         for target, source in zip(self._trained_arrays(), checkpoint.arrays):
@@ -392,7 +418,17 @@ class Network:
     def prepare(self, X):
         """X converted once to the kernels' form (C-contiguous, this dtype, CSR
         with int64 indices); pass the result to the other methods to avoid
-        converting again on every call."""
+        converting again on every call.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        KernelInput
+            Accepted wherever the other methods take ``X``.
+        """
         return self._input(X)
 
     def _input(self, X):
@@ -611,7 +647,16 @@ class Network:
 
     def predict(self, X):
         """Network predictions: the output for identity/exp outputs, the argmax
-        index for softmax, 0/1 indicators for logistic outputs."""
+        index for softmax, 0/1 indicators for logistic outputs.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or KernelInput of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
         out = self.forward(X)
         if self.output == "softmax":
             return out.argmax(axis=1)
@@ -707,9 +752,23 @@ class Network:
     ):
         """Choose the optimizer and reset its state (velocities, moments, step count).
 
-        ``solver`` is 'sgd' (``momentum``, ``nesterov``), 'adam' (``beta_1``,
-        ``beta_2``, ``epsilon``), 'rmsprop' (``rho``, ``epsilon``), 'adagrad'
-        (``epsilon``) or 'adadelta' (``rho``, ``epsilon``).
+        Parameters
+        ----------
+        solver : {'sgd', 'adam', 'rmsprop', 'adagrad', 'adadelta'}, default='sgd'
+        momentum : float, default=0.9
+            SGD's momentum.
+        nesterov : bool, default=True
+            SGD with Nesterov's momentum.
+        beta_1, beta_2 : float, default=0.9, 0.999
+            Adam's decay rates.
+        epsilon : float, default=1e-8
+            The numerical stability term of Adam, RMSprop, Adagrad and Adadelta.
+        rho : float, default=0.9
+            RMSprop's and Adadelta's decay.
+
+        Returns
+        -------
+        self : Network
         """
         if solver not in K.OPTIMIZER_CODES:
             raise ValueError(f"Unknown solver {solver!r}; expected one of {SOLVERS}")
@@ -1037,11 +1096,35 @@ class Network:
         sample_weight=None,
         **optimizer_options,
     ):
-        """Train on arrays for a number of epochs; returns self.
+        """Train on arrays for a number of epochs (:meth:`train_epoch` each).
 
-        ``Y`` holds one-hot / 0-1 / real targets shaped ``(n_samples, n_outputs)``.
-        ``optimizer_options`` go to :meth:`set_optimizer`. The per-epoch losses
-        are kept in ``loss_curve_``.
+        The optimizer is set afresh (:meth:`set_optimizer`) and the per-epoch
+        losses are kept in ``loss_curve_``.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or KernelInput of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples, n_outputs)
+            Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
+        solver : str, default='sgd'
+            As for :meth:`set_optimizer`.
+        epochs : int, default=10
+        batch_size : int, default=32
+            1 for per-sample SGD.
+        learning_rate : float, default=0.01
+        alpha : float, default=0.0
+            L2 penalty, as scikit-learn's.
+        shuffle : bool, default=True
+            Visit the rows in a new random order every epoch.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the shuffles.
+        sample_weight : array-like of shape (n_samples,), default=None
+        **optimizer_options
+            Passed to :meth:`set_optimizer` (``momentum``, ``beta_1``, ...).
+
+        Returns
+        -------
+        self : Network
         """
         self.set_optimizer(solver, **optimizer_options)
         rng = as_random_state(random_state)
