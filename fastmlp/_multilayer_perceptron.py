@@ -350,7 +350,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             {k: list(v) for k, v in saved.items() if isinstance(v, list) and k not in params}
         )
         network = saved.get("_network")
-        network_attributes = dict(network.__dict__) if network is not None else None
+        network_checkpoint = network.checkpoint(arrays=False) if network is not None else None
         self._finished_epochs = 0
         try:
             return self._fit_unchecked(X, y, sample_weight, incremental)
@@ -367,8 +367,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 self.__dict__.update(saved)
                 self.__dict__.update(running)
                 if network is not None:
-                    network.__dict__.clear()
-                    network.__dict__.update(network_attributes)
+                    network.restore(network_checkpoint)
                     network.release_buffers()
             raise
         finally:

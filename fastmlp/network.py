@@ -59,7 +59,8 @@ def _check_csr_structure(X):
 
 
 class Checkpoint(NamedTuple):
-    """What :meth:`Network.checkpoint` keeps: attributes by reference, trained arrays copied."""
+    """What :meth:`Network.checkpoint` keeps: attributes by reference, trained
+    arrays copied (None when the checkpoint keeps the attributes alone)."""
 
     attributes: dict
     arrays: tuple
@@ -338,7 +339,7 @@ class Network:
         """The arrays that training writes in place."""
         return (self._params, self._state1, self._state2, self._step, self._rng_state)
 
-    def checkpoint(self, into=None):
+    def checkpoint(self, into=None, arrays=True):
         """A copy of what training changes, for :meth:`restore`.
 
         Parameters
@@ -346,14 +347,22 @@ class Network:
         into : Checkpoint, default=None
             An earlier checkpoint of this network to overwrite instead of
             allocating new arrays (when its shapes still match).
+        arrays : bool, default=True
+            Copy the arrays that training writes in place. False keeps the
+            attributes alone, copying nothing: for a caller that knows those
+            arrays will not be written, or that has them put back otherwise
+            (a diverged or interrupted epoch is undone by the network itself).
 
         Returns
         -------
         checkpoint : Checkpoint
             The weights, optimizer state and step count and the dropout stream
-            (copied), and every other attribute (by reference: training
-            replaces them, it does not change them in place).
+            (copied, unless ``arrays=False``), and every other attribute (by
+            reference: training replaces them, it does not change them in
+            place).
         """
+        if not arrays:
+            return Checkpoint(dict(self.__dict__), None)
         arrays = self._trained_arrays()
         if into is not None and all(
             a.shape == b.shape and a.dtype == b.dtype for a, b in zip(arrays, into.arrays)
@@ -375,8 +384,9 @@ class Network:
         """
         self.__dict__.clear()
         self.__dict__.update(checkpoint.attributes)
-        for target, source in zip(self._trained_arrays(), checkpoint.arrays):
-            np.copyto(target, source)
+        if checkpoint.arrays is not None:
+            for target, source in zip(self._trained_arrays(), checkpoint.arrays):
+                np.copyto(target, source)
 
     def __setstate__(self, state):
         n_hidden = len(state["layer_sizes"]) - 2

@@ -951,3 +951,22 @@ def test_split_objective_is_the_whole_batch_one_threaded_or_not(rng, monkeypatch
     rtol = 1e-12 if dtype == "float64" else 1e-5
     assert results[0][0] == pytest.approx(whole[0], rel=rtol)
     assert_allclose(results[0][1], whole[1], rtol=rtol, atol=rtol)
+
+
+def test_restoring_a_checkpoint_puts_back_weights_state_and_attributes(rng):
+    net, X, Y = _problem(rng)
+    net.fit(X, Y, solver="adam", epochs=2, batch_size=4, learning_rate=0.01)
+    weights, curve = net.coefs_[0].copy(), net.loss_curve_
+    whole = net.checkpoint()
+    attributes_alone = net.checkpoint(arrays=False)
+    assert attributes_alone.arrays is None
+
+    net.fit(X, Y, solver="sgd", epochs=2, batch_size=1, learning_rate=0.1)
+    assert net.solver == "sgd" and not np.array_equal(net.coefs_[0], weights)
+    trained = net.coefs_[0].copy()
+    net.restore(attributes_alone)  # the attributes, not the arrays' values
+    assert net.solver == "adam" and net.loss_curve_ is curve
+    assert_array_equal(net.coefs_[0], trained)
+    net.restore(whole)
+    assert net.solver == "adam" and net.loss_curve_ is curve
+    assert_array_equal(net.coefs_[0], weights)
