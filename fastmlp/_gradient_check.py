@@ -3,9 +3,8 @@
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.preprocessing import label_binarize
-from sklearn.utils.validation import check_is_fitted
 
-from ._multilayer_perceptron import reported_loss_scale
+from ._multilayer_perceptron import fitted_network, reported_loss_scale
 from .network import Network
 
 
@@ -52,8 +51,7 @@ def gradient_check(model, X, y, *, sample_weight=None, alpha=None, eps=1e-6):
         network, Y, loss_scale = model, np.asarray(y, dtype=np.float64), 1.0
         alpha = 0.0 if alpha is None else alpha
     else:
-        check_is_fitted(model)
-        network = model._network
+        network = fitted_network(model)
         if is_classifier(model):
             Y = label_binarize(y, classes=model.classes_).astype(np.float64)
         else:

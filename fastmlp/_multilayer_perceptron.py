@@ -97,6 +97,23 @@ def reported_loss_scale(estimator):
     return 1.0
 
 
+def fitted_network(estimator):
+    """The :class:`~fastmlp.Network` that a fitted estimator trained (its
+    weights themselves, not a copy).
+
+    Parameters
+    ----------
+    estimator : MLPClassifier or MLPRegressor
+        Fitted.
+
+    Returns
+    -------
+    network : Network
+    """
+    check_is_fitted(estimator)
+    return estimator._network
+
+
 # scikit-learn's error when the data makes training impossible
 _NONFINITE_WEIGHTS = (
     "Solver produced non-finite parameter weights. The input data may contain large values"
