@@ -401,19 +401,8 @@ def update_rank1(opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper):
 
     Parameters
     ----------
-    opt : int
-        Optimizer code (:data:`OPTIMIZER_CODES`).
-    W, S1, S2 : ndarray of shape (m, n)
-        Parameters and optimizer state, as for :func:`update_rank1_fused`.
-    a : ndarray of shape (m,)
-    d : ndarray of shape (n,)
-        The gradient's rank-1 factors, as for :func:`update_rank1_fused`.
-    alpha, inv_weight : float
-        L2 penalty and the inverse of the batch's sample-weight sum.
-    lr : float
-        Learning rate of this step.
-    hyper : ndarray of shape (N_HYPER,)
-        Optimizer constants in the parameters' dtype.
+    opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper
+        As for :func:`update_rank1_fused`.
 
     Returns
     -------
@@ -448,19 +437,8 @@ def update_layer(
 
     Parameters
     ----------
-    opt : int
-        Optimizer code (:data:`OPTIMIZER_CODES`).
-    W, S1, S2 : ndarray of shape (m, n)
-        Parameters and optimizer state, as for :func:`update_rank1_fused`.
-    a : ndarray of shape (m,)
-    d : ndarray of shape (n,)
-        The gradient's rank-1 factors, as for :func:`update_rank1_fused`.
-    alpha, inv_weight : float
-        L2 penalty and the inverse of the batch's sample-weight sum.
-    lr : float
-        Learning rate of this step.
-    hyper : ndarray of shape (N_HYPER,)
-        Optimizer constants in the parameters' dtype.
+    opt, W, S1, S2, a, d, alpha, inv_weight, lr, hyper
+        As for :func:`update_rank1_fused`.
     x_next : ndarray of shape (m,) or (0,)
         The next sample's input, or empty.
     out_next : ndarray of shape (n,) or (0,)

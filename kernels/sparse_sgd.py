@@ -242,14 +242,8 @@ def _catch_up_row(W0, V0, k, s, t, tree, powers, run_start, with_velocity):
         The first layer's weights and velocities; updated.
     k : int
         The row (an input column).
-    s, t : int
-        The steps, ``0 <= s <= t``.
-    tree : ndarray of float64, shape (2 * capacity, 4)
-        The segment's step tree.
-    powers : ndarray of float64, shape (capacity + 1, 4)
-        Powers of the step matrix shared by steps ``run_start`` on.
-    run_start : int
-        The first step of the current run of equal step matrices.
+    s, t, tree, powers, run_start
+        As for :func:`_steps_product`.
     with_velocity : bool
         Whether there are velocities (momentum > 0).
     """
@@ -268,20 +262,10 @@ def _first_catch_up(W0, V0, k, t, tree, powers, run_start, with_velocity, before
 
     Parameters
     ----------
-    W0, V0 : ndarray of shape (n_features, n_units)
-        The first layer's weights and velocities; updated.
-    k : int
-        The row (an input column).
+    W0, V0, k, tree, powers, run_start, with_velocity
+        As for :func:`_catch_up_row`.
     t : int
         The segment's steps so far.
-    tree : ndarray of float64, shape (2 * capacity, 4)
-        The segment's step tree.
-    powers : ndarray of float64, shape (capacity + 1, 4)
-        Powers of the step matrix shared by steps ``run_start`` on.
-    run_start : int
-        The first step of the current run of equal step matrices.
-    with_velocity : bool
-        Whether there are velocities (momentum > 0).
     before : ndarray of float64, shape (4,)
         The product of the epoch's earlier segments.
     flush_at : float
@@ -316,18 +300,8 @@ def _catch_up_all(W0, V0, last, t, tree, powers, run_start, with_velocity, befor
         to ``t``.
     t : int
         The segment's steps so far.
-    tree : ndarray of float64, shape (2 * capacity, 4)
-        The segment's step tree.
-    powers : ndarray of float64, shape (capacity + 1, 4)
-        Powers of the step matrix shared by steps ``run_start`` on.
-    run_start : int
-        The first step of the current run of equal step matrices.
-    with_velocity : bool
-        Whether there are velocities (momentum > 0).
-    before : ndarray of float64, shape (4,)
-        The product of the epoch's earlier segments.
-    flush_at : float
-        The velocity flush threshold (0: none).
+    tree, powers, run_start, with_velocity, before, flush_at
+        As for :func:`_first_catch_up`.
     """
     for k in range(W0.shape[0]):
         if last[k] < 0:
@@ -359,14 +333,8 @@ def _end_segment(W0, V0, last, logged, n_logged, t, tree, powers, run_start, wit
         How many.
     t : int
         The segment's last step.
-    tree : ndarray of float64, shape (2 * capacity, 4)
-        The segment's step tree.
-    powers : ndarray of float64, shape (capacity + 1, 4)
-        Powers of the step matrix shared by steps ``run_start`` on.
-    run_start : int
-        The first step of the current run of equal step matrices.
-    with_velocity : bool
-        Whether there are velocities (momentum > 0).
+    tree, powers, run_start, with_velocity
+        As for :func:`_catch_up_row`.
     before : ndarray of float64, shape (4,)
         The product of the epoch's earlier segments; this one's joins it.
     """
