@@ -644,12 +644,9 @@ class Network:
         args = (
             inputs.kernel_x,
             params,
-            sizes,
-            codes,
-            self.leaky_relu_slope,
+            self._spec(sizes, codes),
             out,
-            np.empty((PREDICT_GROUP, chunk * units), dtype=self.dtype),
-            xbuf,
+            (np.empty((PREDICT_GROUP, chunk * units), dtype=self.dtype), xbuf),
         )
         big_enough = _threads.split_predict(n, params.size)
         self._call_gated("predict", K.predict_chunks, args, big_enough)
@@ -731,22 +728,18 @@ class Network:
             Y,
             sw,
             self._params,
-            self._sizes,
-            self._act_codes,
-            self.leaky_relu_slope,
-            self._loss_code,
-            self.huber_delta,
+            self._spec(),
             float(loss_scale),
             float(alpha),
             grads,
         )
         if _threads.split_objective(n, self._params.size):
             # two halves, on two threads where they pay (as a split batch)
-            args = (*args, *self._objective_buffers(n))
+            args = (*args, self._objective_buffers(n))
             loss = self._call_gated("objective", K.loss_and_gradients_split, args)
         else:
             with blas_on_one_thread():
-                loss = K.loss_and_gradients(*args, *self._buffer(n, inputs=False))
+                loss = K.loss_and_gradients(*args, tuple(self._buffer(n, inputs=False)))
         return float(loss), grads
 
     # ------------------------------------------------------------------ training
@@ -798,6 +791,20 @@ class Network:
         self._state2 = np.zeros(self._params.size if two_states else 0, dtype=self.dtype)
         self._step = np.zeros(1, dtype=np.int64)
         return self
+
+    def _spec(self, layer_sizes=None, act_codes=None):
+        """The network as the kernels take it (:class:`fastmlp.kernels.NetworkSpec`):
+        its layers (or the first ones, for a hidden layer's activations),
+        activations, dropout and loss."""
+        return K.NetworkSpec(
+            self._sizes if layer_sizes is None else layer_sizes,
+            self._act_codes if act_codes is None else act_codes,
+            self.leaky_relu_slope,
+            self._dropout,
+            self._rng_state,
+            self._loss_code,
+            self.huber_delta,
+        )
 
     def _kernel_states(self):
         """The two optimizer-state arrays the kernels take: without a second
@@ -882,19 +889,11 @@ class Network:
         waiting, kind, started = False, None, 0.0
         common = (
             self._params,
-            self._sizes,
-            self._act_codes,
-            self.leaky_relu_slope,
-            self._dropout,
-            self._rng_state,
-            self._loss_code,
-            self.huber_delta,
+            self._spec(),
             float(loss_scale),
-            self._opt_code,
-            float(learning_rate),
-            hyper,
-            *self._kernel_states(),
-            self._step,
+            K.Optimizer(
+                self._opt_code, float(learning_rate), hyper, *self._kernel_states(), self._step
+            ),
         )
         try:
             if undone_by_kernel:
@@ -903,29 +902,21 @@ class Network:
                 abuf, dbuf, gbuf, _ = self._buffer(batch_size, inputs=False)
                 first = self.layer_sizes[0] * self.layer_sizes[1]
                 log_rows, log_values = self._undo_log(inputs)
-                total = K.sparse_sgd_epoch(
-                    inputs.kernel_x,
-                    Y,
-                    sw,
-                    order,
-                    batch_size,
-                    *common[:9],  # params .. loss_scale
-                    float(learning_rate),
-                    hyper,
-                    self._state1,
+                work = (
                     np.empty(self._params.size - first, dtype=self.dtype),
                     abuf,
                     dbuf,
                     gbuf,
                     log_rows,
                     log_values,
-                    info,
-                    outcome,
+                )
+                total = K.sparse_sgd_epoch(
+                    inputs.kernel_x, Y, sw, order, batch_size, *common, work, info, outcome
                 )
             elif batch_size == 1:
                 abuf, dbuf, gbuf, _ = self._buffer(1)
                 xwork = np.zeros(self.layer_sizes[0] if inputs.is_sparse else 0, dtype=self.dtype)
-                args = (inputs.kernel_x, Y, sw, order, *common, abuf, dbuf, gbuf, xwork, info)
+                args = (inputs.kernel_x, Y, sw, order, *common, (abuf, dbuf, gbuf, xwork), info)
                 threadable = getattr(K.threadable_layers, "py_func", K.threadable_layers)
                 kind = "per-sample"
                 policy, waiting = self._gated_policy(
@@ -942,7 +933,7 @@ class Network:
                     order,
                     batch_size,
                     *common,
-                    *self._split_buffers(batch_size),
+                    self._split_buffers(batch_size),
                     info,
                 )
                 kind = ("split", batch_size)
@@ -1003,11 +994,7 @@ class Network:
             order,
             batch_size,
             *common,
-            grads,
-            abuf,
-            dbuf,
-            gbuf,
-            xbuf,
+            (grads, abuf, dbuf, gbuf, xbuf),
             info,
         )
 

@@ -18,9 +18,15 @@ from ._jit import is_ready
 from .activations import ACTIVATION_CODES
 from .losses import LOSS_CODES, is_supported_pair
 from .minibatch import minibatch_epoch, minibatch_epoch_split
-from .optimizers import N_HYPER, OPTIMIZER_CODES, ROW_BLOCKS, make_hyper
+from .optimizers import N_HYPER, OPTIMIZER_CODES, ROW_BLOCKS, Optimizer, make_hyper
 from .packing import STATUS_NONFINITE_LOSS, STATUS_NONFINITE_WEIGHTS, STATUS_OK, layout
-from .passes import loss_and_gradients, loss_and_gradients_split, predict_batches, predict_chunks
+from .passes import (
+    NetworkSpec,
+    loss_and_gradients,
+    loss_and_gradients_split,
+    predict_batches,
+    predict_chunks,
+)
 from .per_sample import sgd_epoch, threadable_layers
 from .sparse_sgd import sparse_sgd_epoch
 from .thread_policy import new_policy
@@ -30,7 +36,9 @@ __all__ = [
     "CACHE_ENABLED",
     "LOSS_CODES",
     "N_HYPER",
+    "NetworkSpec",
     "OPTIMIZER_CODES",
+    "Optimizer",
     "ROW_BLOCKS",
     "STATUS_NONFINITE_LOSS",
     "STATUS_NONFINITE_WEIGHTS",

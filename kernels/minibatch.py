@@ -30,9 +30,7 @@ from .thread_policy import begin_call, cycles, record_step, use_threads
 
 @jit
 def minibatch_epoch(
-    X, Y, sample_weight, order, batch_size,
-    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
-    loss_scale, opt, lr, hyper, state1, state2, step, grads, abuf, dbuf, gbuf, xbuf, info,
+    X, Y, sample_weight, order, batch_size, params, spec, loss_scale, optimizer, work, info
 ):
     """One epoch of mini-batch training over ``order``, one optimizer step per batch.
 
@@ -43,7 +41,7 @@ def minibatch_epoch(
     :func:`sgd_epoch`, at the start and every ``FLUSH_INTERVAL`` steps.
 
     Returns the sum over batches of ``batch_loss * batch_rows`` (divide by the
-    number of rows for scikit-learn's ``loss_``). ``step[0]`` (Adam's step
+    number of rows for scikit-learn's ``loss_``). ``optimizer.step[0]`` (Adam's step
     counter) is advanced. ``info[0]`` receives the number of rows done,
     ``info[1]`` a status: 0 ok, 1 a non-finite loss (stopped before updating),
     2 a step produced non-finite weights.
@@ -62,53 +60,28 @@ def minibatch_epoch(
     batch_size : int
         Rows per batch (the last batch may be shorter).
     params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    drop_rates : ndarray of float64
-        Dropout rate of every hidden layer (0: off).
-    rng_state : ndarray of uint64, shape (1,)
-        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced.
-    loss_code : int
-        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
-    loss_param : float
-        Huber threshold (unused by the other losses).
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`);
+        updated in place.
+    spec : NetworkSpec
+        The network (:class:`~fastmlp.kernels.passes.NetworkSpec`); its
+        dropout stream is advanced.
     loss_scale : float
         Factor on the data term of the reported loss (not on the gradient).
-    opt : int
-        Optimizer (:data:`~fastmlp.kernels.optimizers.OPTIMIZER_CODES`).
-    lr : float
-        Learning rate of this epoch.
-    hyper : ndarray of float64
-        Optimizer hyper-parameters and ``alpha``
-        (:func:`~fastmlp.kernels.optimizers.make_hyper`).
-    state1 : ndarray of shape (n_params,)
-        First optimizer state (velocities, first moments, ...); updated.
-    state2 : ndarray of shape (n_params,)
-        Second optimizer state (Adam, Adadelta); ``state1`` stands in for
-        optimizers without one.
-    step : ndarray of int64, shape (1,)
-        Adam's step counter; advanced.
-    grads : ndarray of shape (n_params,)
-        Receives the gradient, packed as ``params``.
-    abuf : ndarray
-        Work array: activations (:mod:`fastmlp.kernels.packing`).
-    dbuf : ndarray
-        Work array: deltas, laid out as ``abuf``.
-    gbuf : ndarray
-        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
-        layer needs them.
-    xbuf : ndarray
-        Work array: the batch's gathered input rows.
+    optimizer : Optimizer
+        The optimizer, this epoch's learning rate, its constants and state
+        (:class:`~fastmlp.kernels.optimizers.Optimizer`); the state is updated.
+    work : tuple of ndarray
+        Work arrays ``(grads, abuf, dbuf, gbuf, xbuf)``: the gradient, packed
+        as ``params``; activations (:mod:`fastmlp.kernels.packing`), deltas
+        and gates (GELU, dropout; empty when no layer needs them) laid out as
+        the activations, for ``batch_size`` rows; the batch's gathered input
+        rows.
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
     """
+    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param = spec
+    opt, lr, hyper, state1, state2, step = optimizer
+    grads, abuf, dbuf, gbuf, xbuf = work
     w_off, b_off, unit_off = layout(layer_sizes)
     n = order.shape[0]
     n_coef = b_off[0]
@@ -170,10 +143,10 @@ def _split_half(
     ----------
     h : int
         The half, 0 or 1.
-    X, Y, sample_weight, order, params, layer_sizes, act_codes, act_param
+    X, Y, sample_weight, order, params
         As for :func:`minibatch_epoch_split` (``X`` as the input tuple).
-    drop_rates, rng_state, loss_code, loss_param
-        As for :func:`minibatch_epoch_split`.
+    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param
+        As in :class:`~fastmlp.kernels.passes.NetworkSpec`.
     start, nb : int
         The batch: ``order[start:start + nb]``.
     w_off, b_off, unit_off : ndarray of int64
@@ -224,8 +197,10 @@ def _split_step_task(
         The batch's rows.
     n_blocks : int
         The first layer's row blocks.
-    opt, params, state1, state2, hyper
+    params
         As for :func:`minibatch_epoch_split`.
+    opt, state1, state2, hyper
+        As in :class:`~fastmlp.kernels.optimizers.Optimizer` (``opt`` its ``code``).
     first_grad, upper_grads, dbuf, xbuf : ndarray
         The epoch's work arrays, as :func:`_split_half` left them.
     gemm_scalars : ndarray of shape (3,)
@@ -328,10 +303,8 @@ def _split_step_threaded(
 
 @jit
 def minibatch_epoch_split(
-    X_dense, Y, sample_weight, order, batch_size,
-    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
-    loss_scale, opt, lr, hyper, state1, state2, step, first_grad, upper_grads, abuf, dbuf, gbuf,
-    xbuf, sq_parts, info, policy,
+    X_dense, Y, sample_weight, order, batch_size, params, spec, loss_scale, optimizer, work, info,
+    policy,
 ):
     """:func:`minibatch_epoch` on dense X, each batch split in two halves.
 
@@ -352,13 +325,8 @@ def minibatch_epoch_split(
     limit it to one thread for the call (its results also depend on its own
     thread count).
 
-    Work arrays: ``first_grad`` (n_in * n_hidden1,), ``upper_grads``
-    ``(2, n_params - first_grad.size)`` (one row per half, the packed layout
-    without the first layer's weights); ``abuf``, ``dbuf``, ``gbuf`` and
-    ``xbuf`` with a leading axis of 2, each row as :func:`minibatch_epoch`'s
-    for ``ceil(batch_size / 2)`` rows. Dropout must be off (its stream is
-    drawn in row order). Returns, and fills ``info`` and ``step``, as
-    :func:`minibatch_epoch`.
+    Dropout must be off (its stream is drawn in row order). Returns, and
+    fills ``info`` and ``optimizer.step``, as :func:`minibatch_epoch`.
 
     Parameters
     ----------
@@ -373,55 +341,33 @@ def minibatch_epoch_split(
     batch_size : int
         Rows per batch (the last batch may be shorter).
     params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    drop_rates : ndarray of float64
-        Dropout rate of every hidden layer (0: off).
-    rng_state : ndarray of uint64, shape (1,)
-        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced.
-    loss_code : int
-        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
-    loss_param : float
-        Huber threshold (unused by the other losses).
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`);
+        updated in place.
+    spec : NetworkSpec
+        The network (:class:`~fastmlp.kernels.passes.NetworkSpec`); its
+        dropout stream is advanced.
     loss_scale : float
         Factor on the data term of the reported loss (not on the gradient).
-    opt : int
-        Optimizer (:data:`~fastmlp.kernels.optimizers.OPTIMIZER_CODES`).
-    lr : float
-        Learning rate of this epoch.
-    hyper : ndarray of float64
-        Optimizer hyper-parameters and ``alpha``
-        (:func:`~fastmlp.kernels.optimizers.make_hyper`).
-    state1 : ndarray of shape (n_params,)
-        First optimizer state (velocities, first moments, ...); updated.
-    state2 : ndarray of shape (n_params,)
-        Second optimizer state (Adam, Adadelta); ``state1`` stands in for
-        optimizers without one.
-    step : ndarray of int64, shape (1,)
-        Adam's step counter; advanced.
-    first_grad : ndarray of shape (n_features * n_hidden1,)
-        Work array: the first layer's weight gradient.
-    upper_grads : ndarray of shape (2, n_params - first_grad.size)
-        Work array: each half's gradient of everything but the first layer's
-        weights.
-    abuf : ndarray of shape (2, m)
-        Work array: each half's activations, as :func:`minibatch_epoch`'s for
-        ``ceil(batch_size / 2)`` rows.
-    dbuf : ndarray of shape (2, m)
-        Work array: each half's deltas.
-    gbuf : ndarray of shape (2, m)
-        Work array: each half's gates (empty rows when no layer needs them).
-    xbuf : ndarray of shape (2, ceil(batch_size / 2), n_features)
-        Work array: each half's gathered input rows.
-    sq_parts : ndarray of shape (n_blocks,)
-        Work array: each row block's sum of squares.
+    optimizer : Optimizer
+        The optimizer, this epoch's learning rate, its constants and state
+        (:class:`~fastmlp.kernels.optimizers.Optimizer`); the state is updated.
+    work : tuple of ndarray
+        Work arrays ``(first_grad, upper_grads, abuf, dbuf, gbuf, xbuf,
+        sq_parts)``:
+
+        - ``first_grad``, shape ``(n_features * n_hidden1,)``: the first
+          layer's weight gradient;
+        - ``upper_grads``, shape ``(2, n_params - first_grad.size)``: each
+          half's gradient of everything but the first layer's weights (the
+          packed layout without them);
+        - ``abuf``, ``dbuf``, ``gbuf``, shape ``(2, m)``: each half's
+          activations, deltas and gates (empty rows when no layer needs
+          them), as :func:`minibatch_epoch`'s for ``ceil(batch_size / 2)``
+          rows;
+        - ``xbuf``, shape ``(2, ceil(batch_size / 2), n_features)``: each
+          half's gathered input rows;
+        - ``sq_parts``, shape ``(n_blocks,)``: each first-layer row block's
+          sum of squares.
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
     policy : ndarray of float64 or None
@@ -430,6 +376,9 @@ def minibatch_epoch_split(
         the parallel regions (less to compile: where threads cannot be used,
         or until the threaded version is worth compiling).
     """
+    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param = spec
+    opt, lr, hyper, state1, state2, step = optimizer
+    first_grad, upper_grads, abuf, dbuf, gbuf, xbuf, sq_parts = work
     w_off, b_off, unit_off = layout(layer_sizes)
     n = order.shape[0]
     n_coef = b_off[0]

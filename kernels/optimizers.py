@@ -11,6 +11,7 @@ the ``H_*`` constants below.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
@@ -50,6 +51,35 @@ N_HYPER = 11
 # cache, and what it was inlined into), so contraction made the bits depend on
 # the state of the cache.
 UPDATE_FASTMATH = {"reassoc"}
+
+
+class Optimizer(NamedTuple):
+    """An epoch's optimizer: which one, its learning rate, constants and state.
+
+    Parameters
+    ----------
+    code : int
+        Optimizer (:data:`OPTIMIZER_CODES`).
+    learning_rate : float
+        Learning rate of this epoch.
+    hyper : ndarray of shape (N_HYPER,)
+        Optimizer constants and ``alpha`` in the parameters' dtype
+        (:func:`make_hyper`).
+    state1 : ndarray of shape (n_params,)
+        First optimizer state (velocities, first moments, ...); updated.
+    state2 : ndarray of shape (n_params,)
+        Second optimizer state (Adam, Adadelta); ``state1`` stands in for
+        optimizers without one.
+    step : ndarray of int64, shape (1,)
+        Adam's step counter; advanced.
+    """
+
+    code: int
+    learning_rate: float
+    hyper: np.ndarray
+    state1: np.ndarray
+    state2: np.ndarray
+    step: np.ndarray
 
 
 def make_hyper(

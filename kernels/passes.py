@@ -4,10 +4,13 @@ Layout of parameters and work arrays: :mod:`fastmlp.kernels.packing`. Input
 ``X`` is one tuple ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``: dense
 rows (``X_dense`` 2-D, C-contiguous) or CSR arrays (``X_data``, ``X_indices``,
 ``X_indptr``, int64 indices); ``is_sparse`` says which, the other arrays being
-empty placeholders, so one compiled function serves both. ``drop_rates``
+empty placeholders, so one compiled function serves both. The network's
+shape and choices come as one :class:`NetworkSpec`. ``drop_rates``
 (float64) holds one dropout rate per hidden layer and ``rng_state``
 (uint64[1]) the dropout stream; ``loss_param`` is the Huber threshold.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
@@ -18,6 +21,39 @@ from .dense import add_bias_rows, affine_csr_row
 from .losses import output_loss_and_delta
 from .packing import batch_block, bias_view, coef_sq_norm, gate_view, layout, weight_view
 from .thread_policy import begin_call, cycles, record_step, set_chunk_size, use_threads
+
+
+class NetworkSpec(NamedTuple):
+    """The network's shape and choices, as every entry kernel takes them.
+
+    Predict reads the first three fields; the epochs all of them.
+
+    Parameters
+    ----------
+    layer_sizes : ndarray of int64
+        Width of every layer, inputs first.
+    act_codes : ndarray of int64
+        Activation code of every weight layer, the output's last
+        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
+    act_param : float
+        Slope of leaky ReLU for negative inputs.
+    drop_rates : ndarray of float64
+        Dropout rate of every hidden layer (0: off).
+    rng_state : ndarray of uint64, shape (1,)
+        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced by the epochs.
+    loss_code : int
+        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
+    loss_param : float
+        Huber threshold (unused by the other losses).
+    """
+
+    layer_sizes: np.ndarray
+    act_codes: np.ndarray
+    act_param: float
+    drop_rates: np.ndarray
+    rng_state: np.ndarray
+    loss_code: int
+    loss_param: float
 
 
 @jit(internal=True)
@@ -61,15 +97,8 @@ def forward_batch(
     batch_max : int
         Rows the work arrays are laid out for (see
         :mod:`fastmlp.kernels.packing`).
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    drop_rates : ndarray of float64
-        Dropout rate of every hidden layer (0: off).
-    rng_state : ndarray of uint64, shape (1,)
-        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced.
+    act_codes, act_param, drop_rates, rng_state
+        As in :class:`NetworkSpec`.
     abuf : ndarray
         Work array: activations (:mod:`fastmlp.kernels.packing`).
     gbuf : ndarray
@@ -157,13 +186,8 @@ def backward_batch(
     batch_max : int
         Rows the work arrays are laid out for (see
         :mod:`fastmlp.kernels.packing`).
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    drop_rates : ndarray of float64
-        Dropout rate of every hidden layer (0: off).
+    act_codes, act_param, drop_rates
+        As in :class:`NetworkSpec`.
     abuf : ndarray
         Work array: activations (:mod:`fastmlp.kernels.packing`).
     dbuf : ndarray
@@ -273,19 +297,8 @@ def batch_loss_and_raw_gradients(
     batch_max : int
         Rows the work arrays are laid out for (see
         :mod:`fastmlp.kernels.packing`).
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    drop_rates : ndarray of float64
-        Dropout rate of every hidden layer (0: off).
-    rng_state : ndarray of uint64, shape (1,)
-        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced.
-    loss_code : int
-        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
-    loss_param : float
-        Huber threshold (unused by the other losses).
+    act_codes, act_param, drop_rates, rng_state, loss_code, loss_param
+        As in :class:`NetworkSpec`.
     abuf : ndarray
         Work array: activations (:mod:`fastmlp.kernels.packing`).
     dbuf : ndarray
@@ -352,11 +365,8 @@ def predict_batches(
         epochs update them in place.
     layer_sizes : ndarray of int64
         Width of every layer, inputs first.
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
+    act_codes, act_param
+        As in :class:`NetworkSpec`.
     out : ndarray of shape (n_samples, n_outputs)
         Receives the output activations.
     abuf : ndarray
@@ -403,8 +413,12 @@ def _predict_chunk(
         The row of ``abuf`` to work in.
     chunk : int
         Rows per chunk.
-    X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
+    X, params, out
         As for :func:`predict_chunks`.
+    layer_sizes, act_codes, act_param
+        As in :class:`NetworkSpec`.
+    abuf, xbuf : ndarray
+        :func:`predict_chunks`' work arrays.
     """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
     n = out.shape[0]
@@ -419,10 +433,7 @@ def _predict_chunk(
 
 
 @jit
-def predict_chunks(
-    X, params, layer_sizes, act_codes,
-    act_param, out, abuf, xbuf, policy,
-):
+def predict_chunks(X, params, spec, out, work, policy):
     """Output activations of every row of X into ``out``, in chunks of rows
     taken ``abuf.shape[0]`` at a time.
 
@@ -444,28 +455,23 @@ def predict_chunks(
         The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
         (:mod:`fastmlp.kernels.passes`).
     params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`).
+    spec : NetworkSpec
+        The network (:class:`NetworkSpec`; its layers and activations).
     out : ndarray of shape (n_samples, n_outputs)
         Receives the output activations.
-    abuf : ndarray of shape (g, m)
-        Work array: per task of a group of ``g``, the activations of a chunk of
-        ``m // units`` rows.
-    xbuf : ndarray
-        Work array: per task, a chunk's gathered input rows (CSR input).
+    work : tuple of ndarray
+        Work arrays ``(abuf, xbuf)``: ``abuf`` of shape ``(g, m)``, per task of
+        a group of ``g``, the activations of a chunk of ``m // units`` rows;
+        ``xbuf``, per task, a chunk's gathered input rows (CSR input).
     policy : ndarray of float64 or None
         Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
         updated. None: one thread, and Numba compiles a version without the
         parallel region (for where threads cannot be used, and until the
         threaded version is worth compiling).
     """
+    layer_sizes, act_codes, act_param = spec.layer_sizes, spec.act_codes, spec.act_param
+    abuf, xbuf = work
     n = out.shape[0]
     n_weight_layers = layer_sizes.shape[0] - 1
     units = 0
@@ -513,8 +519,12 @@ def _predict_group_threaded(
         The group's first chunk.
     chunk : int
         Rows per chunk.
-    X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
+    X, params, out
         As for :func:`predict_chunks`.
+    layer_sizes, act_codes, act_param
+        As in :class:`NetworkSpec`.
+    abuf, xbuf : ndarray
+        :func:`predict_chunks`' work arrays.
     """
     previous = set_chunk_size(1)
     for h in prange(abuf.shape[0]):
@@ -526,10 +536,7 @@ def _predict_group_threaded(
 
 
 @jit
-def loss_and_gradients(
-    X, Y, sample_weight, params, layer_sizes,
-    act_codes, act_param, loss_code, loss_param, loss_scale, alpha, grads, abuf, dbuf, gbuf, xbuf,
-):
+def loss_and_gradients(X, Y, sample_weight, params, spec, loss_scale, alpha, grads, work):
     """Loss and gradients at the current weights over all rows, as scikit-learn's ``_backprop``.
 
     ``loss = loss_scale * sum(w_i * loss_i) / sum(w) + 0.5 * alpha * ||W||^2 / sum(w)``;
@@ -548,35 +555,24 @@ def loss_and_gradients(
     sample_weight : ndarray of shape (n_samples,)
         Weight of every row.
     params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    loss_code : int
-        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
-    loss_param : float
-        Huber threshold (unused by the other losses).
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`).
+    spec : NetworkSpec
+        The network (:class:`NetworkSpec`); its dropout is not used.
     loss_scale : float
         Factor on the data term of the reported loss (not on the gradient).
     alpha : float
         L2 penalty.
     grads : ndarray of shape (n_params,)
         Receives the gradient, packed as ``params``.
-    abuf : ndarray
-        Work array: activations (:mod:`fastmlp.kernels.packing`).
-    dbuf : ndarray
-        Work array: deltas, laid out as ``abuf``.
-    gbuf : ndarray
-        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
-        layer needs them.
-    xbuf : ndarray
-        Unused (the rows are taken in order, straight from X).
+    work : tuple of ndarray
+        Work arrays ``(abuf, dbuf, gbuf, xbuf)``: activations
+        (:mod:`fastmlp.kernels.packing`), deltas and gates (GELU; empty when
+        no layer needs them) laid out as the activations; ``xbuf`` is unused
+        (the rows are taken in order, straight from X).
     """
+    layer_sizes, act_codes, act_param = spec.layer_sizes, spec.act_codes, spec.act_param
+    loss_code, loss_param = spec.loss_code, spec.loss_param
+    abuf, dbuf, gbuf, xbuf = work
     w_off, b_off, unit_off = layout(layer_sizes)
     n = Y.shape[0]
     order = np.arange(n)
@@ -612,10 +608,12 @@ def _objective_half(
     ----------
     h : int
         The half, 0 or 1.
-    X, Y, sample_weight, params, layer_sizes, act_codes, act_param
+    X, Y, sample_weight, params
         As for :func:`loss_and_gradients_split`.
-    loss_code, loss_param, abuf, dbuf, gbuf, xbuf, half_grads
-        As for :func:`loss_and_gradients_split`.
+    layer_sizes, act_codes, act_param, loss_code, loss_param
+        As in :class:`NetworkSpec`.
+    half_grads, abuf, dbuf, gbuf, xbuf : ndarray
+        :func:`loss_and_gradients_split`'s work arrays.
     order : ndarray of int64
         Every row, in order.
     w_off, b_off, unit_off : ndarray of int64
@@ -650,9 +648,7 @@ def _objective_half(
 
 @jit
 def loss_and_gradients_split(
-    X, Y, sample_weight, params, layer_sizes,
-    act_codes, act_param, loss_code, loss_param, loss_scale, alpha, grads, half_grads, abuf,
-    dbuf, gbuf, xbuf, policy,
+    X, Y, sample_weight, params, spec, loss_scale, alpha, grads, work, policy
 ):
     """:func:`loss_and_gradients` over the rows in two halves, summed.
 
@@ -674,40 +670,27 @@ def loss_and_gradients_split(
     sample_weight : ndarray of shape (n_samples,)
         Weight of every row.
     params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    loss_code : int
-        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
-    loss_param : float
-        Huber threshold (unused by the other losses).
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`).
+    spec : NetworkSpec
+        The network (:class:`NetworkSpec`); its dropout is not used.
     loss_scale : float
         Factor on the data term of the reported loss (not on the gradient).
     alpha : float
         L2 penalty.
     grads : ndarray of shape (n_params,)
         Receives the gradient, packed as ``params``.
-    half_grads : ndarray of shape (2, n_params)
-        Work array: each half's gradient.
-    abuf : ndarray of shape (2, m)
-        Work array: each half's activations.
-    dbuf : ndarray of shape (2, m)
-        Work array: each half's deltas.
-    gbuf : ndarray of shape (2, m)
-        Work array: each half's gates.
-    xbuf : ndarray
-        Unused (the rows are taken in order).
+    work : tuple of ndarray
+        Work arrays ``(half_grads, abuf, dbuf, gbuf, xbuf)``: each half's
+        gradient (shape ``(2, n_params)``), activations, deltas and gates
+        (shape ``(2, m)``); ``xbuf`` is unused (the rows are taken in order).
     policy : ndarray of float64 or None
         Thread policy of this kind of step (:mod:`fastmlp.kernels.thread_policy`);
         updated. None: one thread, compiled without the parallel region (as
         :func:`predict_chunks`).
     """
+    layer_sizes, act_codes, act_param = spec.layer_sizes, spec.act_codes, spec.act_param
+    loss_code, loss_param = spec.loss_code, spec.loss_param
+    half_grads, abuf, dbuf, gbuf, xbuf = work
     w_off, b_off, unit_off = layout(layer_sizes)
     n = Y.shape[0]
     order = np.arange(n)

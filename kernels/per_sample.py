@@ -37,11 +37,7 @@ from .thread_policy import begin_call, cycles, record_step, use_threads
 
 
 @jit
-def sgd_epoch(
-    X, Y, sample_weight, order,
-    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
-    loss_scale, opt, lr, hyper, state1, state2, step, abuf, dbuf, gbuf, xwork, info, policy,
-):
+def sgd_epoch(X, Y, sample_weight, order, params, spec, loss_scale, optimizer, work, info, policy):
     """One epoch of per-sample (batch size 1) training, fused and allocation-free.
 
     For each row of ``order``: forward pass, loss and output delta, deltas of
@@ -72,7 +68,7 @@ def sgd_epoch(
     give the same epoch at ``batch_size=1``.
 
     Returns the summed loss (see :func:`minibatch_epoch`), with ``info`` and
-    ``step`` as there.
+    ``optimizer.step`` as there.
 
     Parameters
     ----------
@@ -86,49 +82,22 @@ def sgd_epoch(
     order : ndarray of int64
         Rows to take, in this order (the epoch's shuffle).
     params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    drop_rates : ndarray of float64
-        Dropout rate of every hidden layer (0: off).
-    rng_state : ndarray of uint64, shape (1,)
-        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced.
-    loss_code : int
-        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
-    loss_param : float
-        Huber threshold (unused by the other losses).
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`);
+        updated in place.
+    spec : NetworkSpec
+        The network (:class:`~fastmlp.kernels.passes.NetworkSpec`); its
+        dropout stream is advanced.
     loss_scale : float
         Factor on the data term of the reported loss (not on the gradient).
-    opt : int
-        Optimizer (:data:`~fastmlp.kernels.optimizers.OPTIMIZER_CODES`).
-    lr : float
-        Learning rate of this epoch.
-    hyper : ndarray of float64
-        Optimizer hyper-parameters and ``alpha``
-        (:func:`~fastmlp.kernels.optimizers.make_hyper`).
-    state1 : ndarray of shape (n_params,)
-        First optimizer state (velocities, first moments, ...); updated.
-    state2 : ndarray of shape (n_params,)
-        Second optimizer state (Adam, Adadelta); ``state1`` stands in for
-        optimizers without one.
-    step : ndarray of int64, shape (1,)
-        Adam's step counter; advanced.
-    abuf : ndarray
-        Work array: activations (:mod:`fastmlp.kernels.packing`).
-    dbuf : ndarray
-        Work array: deltas, laid out as ``abuf``.
-    gbuf : ndarray
-        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
-        layer needs them.
-    xwork : ndarray
-        Work array of the per-sample epoch (see
-        :meth:`fastmlp.Network.train_epoch`).
+    optimizer : Optimizer
+        The optimizer, this epoch's learning rate, its constants and state
+        (:class:`~fastmlp.kernels.optimizers.Optimizer`); the state is updated.
+    work : tuple of ndarray
+        Work arrays ``(abuf, dbuf, gbuf, xwork)``: activations
+        (:mod:`fastmlp.kernels.packing`), deltas and gates (GELU, dropout;
+        empty when no layer needs them) laid out as the activations, for one
+        row; ``xwork``, for CSR input, n_features zeros (empty for dense
+        input).
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
     policy : ndarray of float64 or None
@@ -139,6 +108,9 @@ def sgd_epoch(
         and until the threaded version is worth compiling).
     """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
+    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param = spec
+    opt, lr, hyper, state1, state2, step = optimizer
+    abuf, dbuf, gbuf, xwork = work
     w_off, b_off, unit_off = layout(layer_sizes)
     n_weight_layers = layer_sizes.shape[0] - 1
     n = order.shape[0]

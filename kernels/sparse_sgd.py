@@ -612,9 +612,7 @@ def _copy_touched_rows(X_indices, X_indptr, order, marker, W0, V0, with_velocity
 
 @jit
 def sparse_sgd_epoch(
-    X, Y, sample_weight, order, batch_size,
-    params, layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
-    loss_scale, lr, hyper, state1, upper_grads, abuf, dbuf, gbuf, log_rows, log_values, info,
+    X, Y, sample_weight, order, batch_size, params, spec, loss_scale, optimizer, work, info,
     outcome,
 ):
     """One SGD epoch (plain, momentum or Nesterov) on CSR input, with lazy first-layer rows.
@@ -650,48 +648,32 @@ def sparse_sgd_epoch(
     params : ndarray of shape (n_params,)
         Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`);
         updated in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    act_codes : ndarray of int64
-        Activation code of every weight layer, the output's last
-        (:data:`~fastmlp.kernels.activations.ACTIVATION_CODES`).
-    act_param : float
-        Slope of leaky ReLU for negative inputs.
-    drop_rates : ndarray of float64
-        Dropout rate of every hidden layer (0: off).
-    rng_state : ndarray of uint64, shape (1,)
-        The dropout stream (:mod:`fastmlp.kernels.rng`); advanced.
-    loss_code : int
-        Loss (:data:`~fastmlp.kernels.losses.LOSS_CODES`).
-    loss_param : float
-        Huber threshold (unused by the other losses).
+    spec : NetworkSpec
+        The network (:class:`~fastmlp.kernels.passes.NetworkSpec`); its
+        dropout stream is advanced.
     loss_scale : float
         Factor on the data term of the reported loss (not on the gradient).
-    lr : float
-        Learning rate of this epoch.
-    hyper : ndarray of float64
-        Optimizer hyper-parameters and ``alpha``
-        (:func:`~fastmlp.kernels.optimizers.make_hyper`).
-    state1 : ndarray of shape (n_params,)
-        Velocities; updated (not used with ``momentum = 0``).
-    upper_grads : ndarray of shape (n_params - layer_sizes[0] * layer_sizes[1],)
-        Work array: the gradients of everything but the first layer's weights.
-    abuf : ndarray
-        Work array: activations (:mod:`fastmlp.kernels.packing`), for
-        ``batch_size`` rows.
-    dbuf : ndarray
-        Work array: deltas, laid out as ``abuf``.
-    gbuf : ndarray
-        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
-        layer needs them.
-    log_rows : ndarray of int64, shape (capacity,)
-        Work array: the first-layer rows the epoch's data reaches.
-        ``capacity`` at least the number of distinct columns of the rows in
-        ``order`` (``min(n_features, non-zeros of X)`` always is).
-    log_values : ndarray of shape (2, capacity, layer_sizes[1])
-        Work array: those rows' weights (``[0]``) and velocities (``[1]``;
-        shape ``(1, ...)`` without momentum) as they were before the epoch.
-        Only its first rows are written: pages beyond take no memory.
+    optimizer : Optimizer
+        SGD's learning rate, constants and velocities (``state1``; updated,
+        not used with ``momentum = 0``), as
+        :class:`~fastmlp.kernels.optimizers.Optimizer`; its ``code``,
+        ``state2`` and ``step`` are not read.
+    work : tuple of ndarray
+        Work arrays ``(upper_grads, abuf, dbuf, gbuf, log_rows, log_values)``:
+
+        - ``upper_grads``, shape ``(n_params - layer_sizes[0] * layer_sizes[1],)``:
+          the gradients of everything but the first layer's weights;
+        - ``abuf``, ``dbuf``, ``gbuf``: activations
+          (:mod:`fastmlp.kernels.packing`), deltas and gates (GELU, dropout;
+          empty when no layer needs them) for ``batch_size`` rows;
+        - ``log_rows``, int64, shape ``(capacity,)``: the first-layer rows the
+          epoch's data reaches; ``capacity`` at least the number of distinct
+          columns of the rows in ``order`` (``min(n_features, non-zeros of
+          X)`` always is);
+        - ``log_values``, shape ``(2, capacity, layer_sizes[1])``: those rows'
+          weights (``[0]``) and velocities (``[1]``; shape ``(1, ...)``
+          without momentum) as they were before the epoch. Only its first
+          rows are written: pages beyond take no memory.
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
     outcome : ndarray of float64, shape (2,)
@@ -705,6 +687,9 @@ def sparse_sgd_epoch(
         The sum over batches of ``batch_loss * batch_rows``.
     """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
+    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param = spec
+    lr, hyper, state1 = optimizer.learning_rate, optimizer.hyper, optimizer.state1
+    upper_grads, abuf, dbuf, gbuf, log_rows, log_values = work
     w_off, b_off, unit_off = layout(layer_sizes)
     n = order.shape[0]
     n_in = layer_sizes[0]
