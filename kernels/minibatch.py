@@ -79,12 +79,12 @@ def minibatch_epoch(
     info : ndarray of int64, shape (2,)
         Receives the rows done and a status (:mod:`fastmlp.kernels.epoch`).
     """
-    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param = spec
+    layer_sizes = spec.layer_sizes
     opt, lr, hyper, state1, state2, step = optimizer
-    grads, abuf, dbuf, gbuf, xbuf = work
-    w_off, b_off, unit_off = layout(layer_sizes)
+    grads = work[0]
+    offsets = layout(layer_sizes)
     n = order.shape[0]
-    n_coef = b_off[0]
+    n_coef = offsets[1][0]
     alpha = hyper[H_ALPHA]
     zero = zero_like(alpha)
     one = zero + np.float32(1)
@@ -98,10 +98,8 @@ def minibatch_epoch(
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         loss_sum, sw_sum = batch_loss_and_raw_gradients(
-            X, Y, sample_weight, order,
-            unliteral(False), start, nb, params, layer_sizes, w_off, b_off, unit_off,
-            batch_size, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param,
-            abuf, dbuf, gbuf, xbuf, grads, unliteral(0), unliteral(False),
+            X, Y, sample_weight, order, unliteral(False), start, nb, params, spec, offsets,
+            batch_size, work[1:], grads, unliteral(0), unliteral(False),
         )
         if sw_sum == 0:  # a batch of zero-weight rows carries no gradient
             info[0] = start + nb
@@ -129,9 +127,8 @@ def minibatch_epoch(
 
 @jit(internal=True)
 def _split_half(
-    h, X, Y, sample_weight, order, start, nb, params, layer_sizes,
-    w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
-    loss_param, abuf, dbuf, gbuf, xbuf, upper_grads, size0, half_loss, half_weight,
+    h, X, Y, sample_weight, order, start, nb, params, spec, offsets, half_max, work, half_loss,
+    half_weight,
 ):
     """Half ``h`` of the batch ``order[start:start + nb]`` (its first ``ceil(nb / 2)``
     rows, then the rest): forward pass, loss and backward pass on the half's
@@ -143,32 +140,26 @@ def _split_half(
     ----------
     h : int
         The half, 0 or 1.
-    X, Y, sample_weight, order, params
+    X, Y, sample_weight, order, params, spec, work
         As for :func:`minibatch_epoch_split` (``X`` as the input tuple).
-    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param
-        As in :class:`~fastmlp.kernels.passes.NetworkSpec`.
     start, nb : int
         The batch: ``order[start:start + nb]``.
-    w_off, b_off, unit_off : ndarray of int64
+    offsets : tuple of ndarray
         The offsets of :func:`~fastmlp.kernels.packing.layout`.
     half_max : int
         The rows a half's work arrays hold, ``ceil(batch_size / 2)``.
-    abuf, dbuf, gbuf, xbuf, upper_grads : ndarray
-        The epoch's work arrays, one row per half.
-    size0 : int
-        The first layer's weights, whose gradient is left out.
     half_loss, half_weight : ndarray of shape (2,)
         Receive the half's loss and weight sums.
     """
+    first_grad, upper_grads, abuf, dbuf, gbuf, xbuf, _ = work
     first = (nb + 1) // 2
     h_rows = first if h == 0 else nb - first
     if h_rows > 0:
+        # the first layer's weight gradient is left out (formed by row blocks)
         result = batch_loss_and_raw_gradients(
-            X, Y, sample_weight,
-            order, unliteral(False), start + h * first, h_rows, params, layer_sizes,
-            w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates,
-            rng_state, loss_code, loss_param, abuf[h], dbuf[h], gbuf[h], xbuf[h],
-            upper_grads[h], size0, unliteral(True),
+            X, Y, sample_weight, order, unliteral(False), start + h * first, h_rows, params,
+            spec, offsets, half_max, (abuf[h], dbuf[h], gbuf[h], xbuf[h]), upper_grads[h],
+            first_grad.shape[0], unliteral(True),
         )
         half_loss[h] = result[0]
         half_weight[h] = result[1]
@@ -179,9 +170,8 @@ def _split_half(
 
 @jit(internal=True)
 def _split_step_task(
-    c, nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf, xbuf,
-    gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv, lr_t, hyper, unit,
-    sq_parts, upper_sq,
+    c, nb, params, layer_sizes, offsets, optimizer, lr_t, inv, half_max, work, gemm_scalars,
+    unit, upper_sq,
 ):
     """Task ``c`` of a split batch's step. Task 0: the upper layers and every
     intercept (the halves' gradients added, then stepped; sums of squares into
@@ -192,35 +182,38 @@ def _split_step_task(
     Parameters
     ----------
     c : int
-        The task, from 0 to ``n_blocks``.
+        The task, from 0 to the number of the first layer's row blocks
+        (``sq_parts.shape[0]``; ``sq_parts[c - 1]`` receives block ``c - 1``'s
+        sum of squares).
     nb : int
         The batch's rows.
-    n_blocks : int
-        The first layer's row blocks.
-    params
-        As for :func:`minibatch_epoch_split`.
-    opt, state1, state2, hyper
-        As in :class:`~fastmlp.kernels.optimizers.Optimizer` (``opt`` its ``code``).
-    first_grad, upper_grads, dbuf, xbuf : ndarray
-        The epoch's work arrays, as :func:`_split_half` left them.
+    params, optimizer, work
+        As for :func:`minibatch_epoch_split` (the work arrays as
+        :func:`_split_half` left them).
+    layer_sizes : ndarray of int64
+        As in :class:`~fastmlp.kernels.passes.NetworkSpec`.
+    offsets : tuple of ndarray
+        The offsets of :func:`~fastmlp.kernels.packing.layout`.
+    lr_t, inv : float
+        The step's learning rate and the inverse of the batch's weight sum.
+    half_max : int
+        The rows a half's work arrays hold.
     gemm_scalars : ndarray of shape (3,)
         ``[1, 0, 1]`` in the parameters' dtype
         (:func:`~fastmlp.kernels.blas.gemm_rows_at_b`).
-    half_max : int
-        The rows a half's work arrays hold.
-    unit_off : ndarray of int64
-        Units' offsets (:func:`~fastmlp.kernels.packing.layout`).
-    n_in, n_first, n_coef : int
-        Inputs, first hidden layer's units, and weights in all.
-    alpha, inv, lr_t : float
-        L2 penalty, inverse of the batch's weight sum, step's learning rate.
     unit : ndarray of shape (1,)
         Holds 1 in the parameters' dtype.
-    sq_parts : ndarray of shape (n_blocks,)
-        Receives each first-layer block's sum of squares.
     upper_sq : ndarray of shape (2,)
         Receives the upper layers' and the intercepts' sums of squares.
     """
+    opt, _, hyper, state1, state2, _ = optimizer
+    first_grad, upper_grads, _, dbuf, _, xbuf, sq_parts = work
+    n_blocks = sq_parts.shape[0]
+    n_in = layer_sizes[0]
+    n_first = layer_sizes[1]
+    unit_off = offsets[2]
+    n_coef = offsets[1][0]
+    alpha = hyper[H_ALPHA]
     n_params = params.shape[0]
     size0 = first_grad.shape[0]
     first = (nb + 1) // 2
@@ -266,9 +259,8 @@ def _split_step_task(
 # unsigned), so the serial and threaded callers share one compiled callee.
 @jit(parallel=PRANGE_ONLY, internal=True)
 def _split_halves_threaded(
-    X, Y, sample_weight, order, start, nb, params, layer_sizes,
-    w_off, b_off, unit_off, half_max, act_codes, act_param, drop_rates, rng_state, loss_code,
-    loss_param, abuf, dbuf, gbuf, xbuf, upper_grads, size0, half_loss, half_weight,
+    X, Y, sample_weight, order, start, nb, params, spec, offsets, half_max, work, half_loss,
+    half_weight,
 ):
     """Both :func:`_split_half` calls of a batch as two tasks on the thread pool.
 
@@ -276,28 +268,24 @@ def _split_halves_threaded(
     """
     for h in prange(2):
         _split_half(
-            np.int64(h), X, Y, sample_weight, order, start, nb,
-            params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
-            drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
-            upper_grads, size0, half_loss, half_weight,
+            np.int64(h), X, Y, sample_weight, order, start, nb, params, spec, offsets, half_max,
+            work, half_loss, half_weight,
         )
 
 
 @jit(parallel=PRANGE_ONLY, internal=True)
 def _split_step_threaded(
-    nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf, xbuf,
-    gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv, lr_t, hyper, unit,
-    sq_parts, upper_sq,
+    nb, params, layer_sizes, offsets, optimizer, lr_t, inv, half_max, work, gemm_scalars, unit,
+    upper_sq,
 ):
     """Every :func:`_split_step_task` of a batch as tasks on the thread pool.
 
     Parameters as :func:`_split_step_task`'s, without ``c``.
     """
-    for c in prange(n_blocks + 1):
+    for c in prange(work[6].shape[0] + 1):
         _split_step_task(
-            np.int64(c), nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads,
-            dbuf, xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
-            lr_t, hyper, unit, sq_parts, upper_sq,
+            np.int64(c), nb, params, layer_sizes, offsets, optimizer, lr_t, inv, half_max, work,
+            gemm_scalars, unit, upper_sq,
         )
 
 
@@ -376,15 +364,12 @@ def minibatch_epoch_split(
         the parallel regions (less to compile: where threads cannot be used,
         or until the threaded version is worth compiling).
     """
-    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param = spec
-    opt, lr, hyper, state1, state2, step = optimizer
-    first_grad, upper_grads, abuf, dbuf, gbuf, xbuf, sq_parts = work
-    w_off, b_off, unit_off = layout(layer_sizes)
+    layer_sizes = spec.layer_sizes
+    opt, lr, hyper, state1, _, step = optimizer
+    sq_parts = work[6]
+    offsets = layout(layer_sizes)
     n = order.shape[0]
-    n_coef = b_off[0]
-    n_in = layer_sizes[0]
-    n_first = layer_sizes[1]
-    size0 = first_grad.shape[0]
+    n_coef = offsets[1][0]
     half_max = (batch_size + 1) // 2
     n_blocks = sq_parts.shape[0]
     alpha = hyper[H_ALPHA]
@@ -415,18 +400,14 @@ def minibatch_epoch_split(
         if policy is not None:
             if threaded:
                 _split_halves_threaded(
-                    X, Y, sample_weight, order, start, nb, params,
-                    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
-                    drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
-                    upper_grads, size0, half_loss, half_weight,
+                    X, Y, sample_weight, order, start, nb, params, spec, offsets, half_max, work,
+                    half_loss, half_weight,
                 )
         if not threaded:
             for h in range(2):
                 _split_half(
-                    h, X, Y, sample_weight, order, start, nb, params,
-                    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
-                    drop_rates, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
-                    upper_grads, size0, half_loss, half_weight,
+                    h, X, Y, sample_weight, order, start, nb, params, spec, offsets, half_max,
+                    work, half_loss, half_weight,
                 )
         loss_sum = half_loss[0] + half_loss[1]
         sw_sum = half_weight[0] + half_weight[1]
@@ -442,16 +423,14 @@ def minibatch_epoch_split(
         if policy is not None:
             if threaded:
                 _split_step_threaded(
-                    nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
-                    xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
-                    lr_t, hyper, unit, sq_parts, upper_sq,
+                    nb, params, layer_sizes, offsets, optimizer, lr_t, inv, half_max, work,
+                    gemm_scalars, unit, upper_sq,
                 )
         if not threaded:
             for c in range(n_blocks + 1):
                 _split_step_task(
-                    c, nb, n_blocks, opt, params, state1, state2, first_grad, upper_grads, dbuf,
-                    xbuf, gemm_scalars, half_max, unit_off, n_in, n_first, n_coef, alpha, inv,
-                    lr_t, hyper, unit, sq_parts, upper_sq,
+                    c, nb, params, layer_sizes, offsets, optimizer, lr_t, inv, half_max, work,
+                    gemm_scalars, unit, upper_sq,
                 )
         if policy is not None:
             record_step(policy, threaded, cycles() - started, nb)

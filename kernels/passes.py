@@ -57,11 +57,27 @@ class NetworkSpec(NamedTuple):
 
 
 @jit(internal=True)
-def forward_batch(
-    X, order, in_order, start, nb,
-    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
-    drop_rates, rng_state, abuf, gbuf, xbuf,
-):
+def without_dropout(spec):
+    """``spec`` with dropout off and a stream of its own, for predict and the
+    objective (which stay deterministic).
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+
+    Returns
+    -------
+    NetworkSpec
+    """
+    return NetworkSpec(
+        spec.layer_sizes, spec.act_codes, spec.act_param,
+        np.zeros(spec.layer_sizes.shape[0] - 1), np.zeros(1, dtype=np.uint64),
+        spec.loss_code, spec.loss_param,
+    )
+
+
+@jit(internal=True)
+def forward_batch(X, order, in_order, start, nb, params, spec, offsets, batch_max, work):
     """Rows ``order[start:start + nb]`` through every layer; output left as ``z``.
 
     Hidden layers go through :func:`activate_hidden` (gates and dropout when
@@ -85,29 +101,25 @@ def forward_batch(
     params : ndarray of shape (n_params,)
         Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
         epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    w_off : ndarray of int64
-        Offsets of the weight matrices in ``params``
-        (:func:`~fastmlp.kernels.packing.layout`).
-    b_off : ndarray of int64
-        Offsets of the intercepts in ``params``.
-    unit_off : ndarray of int64
-        Offsets of every layer's units in the work arrays.
+    spec : NetworkSpec
+        The network (:class:`NetworkSpec`).
+    offsets : tuple of ndarray
+        ``(w_off, b_off, unit_off)``, the offsets of the weights, the
+        intercepts and the units (:func:`~fastmlp.kernels.packing.layout`).
     batch_max : int
         Rows the work arrays are laid out for (see
         :mod:`fastmlp.kernels.packing`).
-    act_codes, act_param, drop_rates, rng_state
-        As in :class:`NetworkSpec`.
-    abuf : ndarray
-        Work array: activations (:mod:`fastmlp.kernels.packing`).
-    gbuf : ndarray
-        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
-        layer needs them.
-    xbuf : ndarray
-        Work array: the batch's gathered input rows.
+    work : tuple of ndarray
+        ``(abuf, dbuf, gbuf, xbuf)``: activations
+        (:mod:`fastmlp.kernels.packing`), deltas and gates (GELU, dropout;
+        empty when no layer needs them) laid out as the activations, and the
+        batch's gathered input rows (``dbuf`` is not used here).
     """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
+    layer_sizes, act_codes, act_param = spec.layer_sizes, spec.act_codes, spec.act_param
+    drop_rates, rng_state = spec.drop_rates, spec.rng_state
+    w_off, b_off, unit_off = offsets
+    abuf, _, gbuf, xbuf = work
     n_weight_layers = layer_sizes.shape[0] - 1
     out = batch_block(abuf, batch_max, unit_off, layer_sizes, 1, nb)
     if is_sparse:
@@ -147,9 +159,7 @@ def forward_batch(
 
 @jit(internal=True)
 def backward_batch(
-    X, order, in_order, start, nb,
-    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
-    abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
+    X, order, in_order, start, nb, params, spec, offsets, batch_max, work, grads, goff, skip_first
 ):
     """Unscaled gradients ``A.T @ delta`` and ``sum(delta)`` of every layer into
     ``grads``, from the output deltas already in ``dbuf``; no input gradient.
@@ -160,43 +170,8 @@ def backward_batch(
 
     Parameters
     ----------
-    X : tuple
-        The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
-        (:mod:`fastmlp.kernels.passes`).
-    order : ndarray of int64
-        Rows to take, in this order (the epoch's shuffle).
-    in_order : bool
-        True: rows ``start:start + nb`` straight from X, ignoring ``order``.
-    start : int
-        First position in ``order`` (or row, with ``in_order``) of the batch.
-    nb : int
-        Rows in the batch.
-    params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    w_off : ndarray of int64
-        Offsets of the weight matrices in ``params``
-        (:func:`~fastmlp.kernels.packing.layout`).
-    b_off : ndarray of int64
-        Offsets of the intercepts in ``params``.
-    unit_off : ndarray of int64
-        Offsets of every layer's units in the work arrays.
-    batch_max : int
-        Rows the work arrays are laid out for (see
-        :mod:`fastmlp.kernels.packing`).
-    act_codes, act_param, drop_rates
-        As in :class:`NetworkSpec`.
-    abuf : ndarray
-        Work array: activations (:mod:`fastmlp.kernels.packing`).
-    dbuf : ndarray
-        Work array: deltas, laid out as ``abuf``.
-    gbuf : ndarray
-        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
-        layer needs them.
-    xbuf : ndarray
-        Work array: the batch's gathered input rows.
+    X, order, in_order, start, nb, params, spec, offsets, batch_max, work
+        As for :func:`forward_batch`.
     grads : ndarray of shape (n_params,)
         Receives the gradient, packed as ``params``.
     goff : int
@@ -206,6 +181,10 @@ def backward_batch(
         by row blocks).
     """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
+    layer_sizes, act_codes, act_param = spec.layer_sizes, spec.act_codes, spec.act_param
+    drop_rates = spec.drop_rates
+    w_off, b_off, unit_off = offsets
+    abuf, dbuf, gbuf, xbuf = work
     n_weight_layers = layer_sizes.shape[0] - 1
     for l in range(n_weight_layers - 1, -1, -1):
         fi = layer_sizes[l]
@@ -252,9 +231,8 @@ def backward_batch(
 
 @jit(internal=True)
 def batch_loss_and_raw_gradients(
-    X, Y, sample_weight, order, in_order, start, nb,
-    params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
-    rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
+    X, Y, sample_weight, order, in_order, start, nb, params, spec, offsets, batch_max, work, grads,
+    goff, skip_first,
 ):
     """Forward, output loss and backward for one batch.
 
@@ -274,40 +252,8 @@ def batch_loss_and_raw_gradients(
         Targets: one-hot for softmax, 0/1 for logistic, real otherwise.
     sample_weight : ndarray of shape (n_samples,)
         Weight of every row.
-    order : ndarray of int64
-        Rows to take, in this order (the epoch's shuffle).
-    in_order : bool
-        True: rows ``start:start + nb`` straight from X, ignoring ``order``.
-    start : int
-        First position in ``order`` (or row, with ``in_order``) of the batch.
-    nb : int
-        Rows in the batch.
-    params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    w_off : ndarray of int64
-        Offsets of the weight matrices in ``params``
-        (:func:`~fastmlp.kernels.packing.layout`).
-    b_off : ndarray of int64
-        Offsets of the intercepts in ``params``.
-    unit_off : ndarray of int64
-        Offsets of every layer's units in the work arrays.
-    batch_max : int
-        Rows the work arrays are laid out for (see
-        :mod:`fastmlp.kernels.packing`).
-    act_codes, act_param, drop_rates, rng_state, loss_code, loss_param
-        As in :class:`NetworkSpec`.
-    abuf : ndarray
-        Work array: activations (:mod:`fastmlp.kernels.packing`).
-    dbuf : ndarray
-        Work array: deltas, laid out as ``abuf``.
-    gbuf : ndarray
-        Work array: gates (GELU, dropout), laid out as ``abuf``; empty when no
-        layer needs them.
-    xbuf : ndarray
-        Work array: the batch's gathered input rows.
+    order, in_order, start, nb, params, spec, offsets, batch_max, work
+        As for :func:`forward_batch`.
     grads : ndarray of shape (n_params,)
         Receives the gradient, packed as ``params``.
     goff : int
@@ -316,14 +262,12 @@ def batch_loss_and_raw_gradients(
         Leave out the first layer's weight gradient (the split epoch forms it
         by row blocks).
     """
+    layer_sizes, act_param = spec.layer_sizes, spec.act_param
+    loss_code, loss_param = spec.loss_code, spec.loss_param
     n_weight_layers = layer_sizes.shape[0] - 1
-    z = forward_batch(
-        X, order, in_order, start, nb,
-        params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
-        drop_rates, rng_state, abuf, gbuf, xbuf,
-    )
-    delta = batch_block(dbuf, batch_max, unit_off, layer_sizes, n_weight_layers, nb)
-    out_code = act_codes[n_weight_layers - 1]
+    z = forward_batch(X, order, in_order, start, nb, params, spec, offsets, batch_max, work)
+    delta = batch_block(work[1], batch_max, offsets[2], layer_sizes, n_weight_layers, nb)
+    out_code = spec.act_codes[n_weight_layers - 1]
     loss_sum = 0.0
     sw_sum = 0.0
     for r in range(nb):
@@ -338,18 +282,14 @@ def batch_loss_and_raw_gradients(
             for j in range(delta.shape[1]):
                 delta[r, j] *= w
     backward_batch(
-        X, order, in_order, start, nb,
-        params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param, drop_rates,
-        abuf, dbuf, gbuf, xbuf, grads, goff, skip_first,
+        X, order, in_order, start, nb, params, spec, offsets, batch_max, work, grads, goff,
+        skip_first,
     )
     return loss_sum, sw_sum
 
 
 @jit(inline="always")
-def predict_batches(
-    X, params, layer_sizes, act_codes,
-    act_param, out, abuf, xbuf,
-):
+def predict_batches(X, params, spec, out, abuf, xbuf):
     """Output activations of every row of X into ``out``, in chunks of the buffers' size.
 
     ``abuf`` holds ``batch_max`` rows of every layer's units; ``xbuf`` is
@@ -361,12 +301,9 @@ def predict_batches(
         The input, ``(X_dense, X_data, X_indices, X_indptr, is_sparse)``
         (:mod:`fastmlp.kernels.passes`).
     params : ndarray of shape (n_params,)
-        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`); the
-        epochs update them in place.
-    layer_sizes : ndarray of int64
-        Width of every layer, inputs first.
-    act_codes, act_param
-        As in :class:`NetworkSpec`.
+        Weights then intercepts, packed (:mod:`fastmlp.kernels.packing`).
+    spec : NetworkSpec
+        The network (:class:`NetworkSpec`); its dropout is not used.
     out : ndarray of shape (n_samples, n_outputs)
         Receives the output activations.
     abuf : ndarray
@@ -374,34 +311,31 @@ def predict_batches(
     xbuf : ndarray
         Work array: the batch's gathered input rows.
     """
-    w_off, b_off, unit_off = layout(layer_sizes)
+    layer_sizes = spec.layer_sizes
+    offsets = layout(layer_sizes)
+    unit_off = offsets[2]
     n_weight_layers = layer_sizes.shape[0] - 1
     n = out.shape[0]
     units = unit_off[n_weight_layers] + layer_sizes[n_weight_layers]
     batch_max = abuf.shape[0] // units
     order = np.arange(n)
-    out_code = act_codes[n_weight_layers - 1]
-    no_dropout = np.zeros(n_weight_layers)
-    no_gates = abuf[:0]  # plain activations, no dropout
-    rng_state = np.zeros(1, dtype=np.uint64)
+    out_code = spec.act_codes[n_weight_layers - 1]
+    plain = without_dropout(spec)
+    # no gates (plain activations, no dropout); no deltas (abuf stands in)
+    work = (abuf, abuf, abuf[:0], xbuf)
     for start in range(0, n, batch_max):
         nb = min(batch_max, n - start)
         z = forward_batch(
-            X, order, unliteral(True), start, nb,
-            params, layer_sizes, w_off, b_off, unit_off, batch_max, act_codes, act_param,
-            no_dropout, rng_state, abuf, no_gates, xbuf,
+            X, order, unliteral(True), start, nb, params, plain, offsets, batch_max, work
         )
-        activate_2d(z, out_code, act_param)
+        activate_2d(z, out_code, spec.act_param)
         for r in range(nb):  # (see the gather in forward_batch)
             for j in range(z.shape[1]):
                 out[start + r, j] = z[r, j]
 
 
 @jit(inline="always")
-def _predict_chunk(
-    chunk_index, h, chunk, X, params, layer_sizes,
-    act_codes, act_param, out, abuf, xbuf,
-):
+def _predict_chunk(chunk_index, h, chunk, X, params, spec, out, abuf, xbuf):
     """Rows ``chunk_index * chunk`` to the next chunk's start (or the end)
     through :func:`predict_batches`, on ``abuf[h]``; nothing past the end.
 
@@ -413,10 +347,8 @@ def _predict_chunk(
         The row of ``abuf`` to work in.
     chunk : int
         Rows per chunk.
-    X, params, out
+    X, params, spec, out
         As for :func:`predict_chunks`.
-    layer_sizes, act_codes, act_param
-        As in :class:`NetworkSpec`.
     abuf, xbuf : ndarray
         :func:`predict_chunks`' work arrays.
     """
@@ -427,8 +359,8 @@ def _predict_chunk(
         r1 = min(n, r0 + chunk)
         # CSR rows: a slice of indptr still points into the whole data / indices
         predict_batches(
-            (X_dense[r0:r1], X_data, X_indices, X_indptr[r0 : r1 + 1], is_sparse), params,
-            layer_sizes, act_codes, act_param, out[r0:r1], abuf[h], xbuf,
+            (X_dense[r0:r1], X_data, X_indices, X_indptr[r0 : r1 + 1], is_sparse), params, spec,
+            out[r0:r1], abuf[h], xbuf,
         )
 
 
@@ -470,7 +402,7 @@ def predict_chunks(X, params, spec, out, work, policy):
         parallel region (for where threads cannot be used, and until the
         threaded version is worth compiling).
     """
-    layer_sizes, act_codes, act_param = spec.layer_sizes, spec.act_codes, spec.act_param
+    layer_sizes = spec.layer_sizes
     abuf, xbuf = work
     n = out.shape[0]
     n_weight_layers = layer_sizes.shape[0] - 1
@@ -489,15 +421,10 @@ def predict_chunks(X, params, spec, out, work, policy):
         if policy is not None:
             threaded = use_threads(policy) and first + 1 < n_chunks
             if threaded:
-                _predict_group_threaded(
-                    first, chunk, X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
-                )
+                _predict_group_threaded(first, chunk, X, params, spec, out, abuf, xbuf)
         if not threaded:
             for h in range(group):
-                _predict_chunk(
-                    first + h, h, chunk, X,
-                    params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
-                )
+                _predict_chunk(first + h, h, chunk, X, params, spec, out, abuf, xbuf)
         if policy is not None:
             if first + 1 < n_chunks:
                 rows = min(n, (first + group) * chunk) - first * chunk
@@ -507,9 +434,7 @@ def predict_chunks(X, params, spec, out, work, policy):
 # The prange loops live in small functions of their own, called only with a
 # policy: the kernels' versions without one then hold no parallel region.
 @jit(parallel=PRANGE_ONLY, internal=True)
-def _predict_group_threaded(
-    first, chunk, X, params, layer_sizes, act_codes, act_param, out, abuf, xbuf
-):
+def _predict_group_threaded(first, chunk, X, params, spec, out, abuf, xbuf):
     """Chunks ``first`` to ``first + abuf.shape[0] - 1`` of :func:`predict_chunks`,
     one task each on Numba's thread pool.
 
@@ -519,19 +444,14 @@ def _predict_group_threaded(
         The group's first chunk.
     chunk : int
         Rows per chunk.
-    X, params, out
+    X, params, spec, out
         As for :func:`predict_chunks`.
-    layer_sizes, act_codes, act_param
-        As in :class:`NetworkSpec`.
     abuf, xbuf : ndarray
         :func:`predict_chunks`' work arrays.
     """
     previous = set_chunk_size(1)
     for h in prange(abuf.shape[0]):
-        _predict_chunk(
-            first + np.int64(h), np.int64(h), chunk, X,
-            params, layer_sizes, act_codes, act_param, out, abuf, xbuf,
-        )
+        _predict_chunk(first + np.int64(h), np.int64(h), chunk, X, params, spec, out, abuf, xbuf)
     set_chunk_size(previous)
 
 
@@ -570,21 +490,14 @@ def loss_and_gradients(X, Y, sample_weight, params, spec, loss_scale, alpha, gra
         no layer needs them) laid out as the activations; ``xbuf`` is unused
         (the rows are taken in order, straight from X).
     """
-    layer_sizes, act_codes, act_param = spec.layer_sizes, spec.act_codes, spec.act_param
-    loss_code, loss_param = spec.loss_code, spec.loss_param
-    abuf, dbuf, gbuf, xbuf = work
-    w_off, b_off, unit_off = layout(layer_sizes)
+    offsets = layout(spec.layer_sizes)
     n = Y.shape[0]
     order = np.arange(n)
-    no_dropout = np.zeros(layer_sizes.shape[0] - 1)
-    rng_state = np.zeros(1, dtype=np.uint64)
     loss_sum, sw_sum = batch_loss_and_raw_gradients(
-        X, Y, sample_weight, order,
-        unliteral(True), unliteral(0), n, params, layer_sizes, w_off, b_off, unit_off, n,
-        act_codes, act_param, no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf,
-        xbuf, grads, unliteral(0), unliteral(False),
+        X, Y, sample_weight, order, unliteral(True), unliteral(0), n, params,
+        without_dropout(spec), offsets, n, work, grads, unliteral(0), unliteral(False),
     )
-    n_coef = b_off[0]
+    n_coef = offsets[1][0]
     inv = 1.0 / sw_sum
     for i in range(n_coef):
         grads[i] = (grads[i] + alpha * params[i]) * inv
@@ -596,9 +509,7 @@ def loss_and_gradients(X, Y, sample_weight, params, spec, loss_scale, alpha, gra
 
 @jit(internal=True)
 def _objective_half(
-    h, X, Y, sample_weight, order, params,
-    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param, no_dropout, rng_state,
-    loss_code, loss_param, abuf, dbuf, gbuf, xbuf, half_grads, half_loss, half_weight,
+    h, X, Y, sample_weight, order, params, plain, offsets, half_max, work, half_loss, half_weight
 ):
     """Half ``h`` of the rows (the first ``ceil(n / 2)``, then the rest): loss
     and weight sums into ``half_loss[h]`` / ``half_weight[h]``, unscaled
@@ -608,34 +519,28 @@ def _objective_half(
     ----------
     h : int
         The half, 0 or 1.
-    X, Y, sample_weight, params
+    X, Y, sample_weight, params, work
         As for :func:`loss_and_gradients_split`.
-    layer_sizes, act_codes, act_param, loss_code, loss_param
-        As in :class:`NetworkSpec`.
-    half_grads, abuf, dbuf, gbuf, xbuf : ndarray
-        :func:`loss_and_gradients_split`'s work arrays.
     order : ndarray of int64
         Every row, in order.
-    w_off, b_off, unit_off : ndarray of int64
+    plain : NetworkSpec
+        The network without dropout (:func:`without_dropout`).
+    offsets : tuple of ndarray
         The offsets of :func:`~fastmlp.kernels.packing.layout`.
     half_max : int
         The rows a half's work arrays hold, ``ceil(n / 2)``.
-    no_dropout : ndarray of float64
-        Zeros, one per hidden layer.
-    rng_state : ndarray of uint64, shape (1,)
-        A dropout stream, unused (no dropout).
     half_loss, half_weight : ndarray of shape (2,)
         Receive the half's loss and weight sums.
     """
+    half_grads, abuf, dbuf, gbuf, xbuf = work
     n = order.shape[0]
     first = (n + 1) // 2
     h_rows = first if h == 0 else n - first
     if h_rows > 0:
         result = batch_loss_and_raw_gradients(
-            X, Y, sample_weight, order,
-            unliteral(True), h * first, h_rows, params, layer_sizes, w_off, b_off, unit_off,
-            half_max, act_codes, act_param, no_dropout, rng_state, loss_code, loss_param,
-            abuf[h], dbuf[h], gbuf[h], xbuf, half_grads[h], unliteral(0), unliteral(False),
+            X, Y, sample_weight, order, unliteral(True), h * first, h_rows, params, plain,
+            offsets, half_max, (abuf[h], dbuf[h], gbuf[h], xbuf), half_grads[h], unliteral(0),
+            unliteral(False),
         )
         half_loss[h] = result[0]
         half_weight[h] = result[1]
@@ -688,15 +593,12 @@ def loss_and_gradients_split(
         updated. None: one thread, compiled without the parallel region (as
         :func:`predict_chunks`).
     """
-    layer_sizes, act_codes, act_param = spec.layer_sizes, spec.act_codes, spec.act_param
-    loss_code, loss_param = spec.loss_code, spec.loss_param
-    half_grads, abuf, dbuf, gbuf, xbuf = work
-    w_off, b_off, unit_off = layout(layer_sizes)
+    half_grads = work[0]
+    offsets = layout(spec.layer_sizes)
+    plain = without_dropout(spec)
     n = Y.shape[0]
     order = np.arange(n)
     half_max = max((n + 1) // 2, 1)
-    no_dropout = np.zeros(layer_sizes.shape[0] - 1)
-    rng_state = np.zeros(1, dtype=np.uint64)
     half_loss = np.zeros(2)
     half_weight = np.zeros(2)
     threaded = False
@@ -705,24 +607,20 @@ def loss_and_gradients_split(
         threaded = use_threads(policy)
         if threaded:
             _objective_halves_threaded(
-                X, Y, sample_weight, order,
-                params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
-                no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
-                half_grads, half_loss, half_weight,
+                X, Y, sample_weight, order, params, plain, offsets, half_max, work, half_loss,
+                half_weight,
             )
     if not threaded:
         for h in range(2):
             _objective_half(
-                h, X, Y, sample_weight, order,
-                params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
-                no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
-                half_grads, half_loss, half_weight,
+                h, X, Y, sample_weight, order, params, plain, offsets, half_max, work, half_loss,
+                half_weight,
             )
     if policy is not None:
         record_step(policy, threaded, cycles() - started, n)
     loss_sum = half_loss[0] + half_loss[1]
     sw_sum = half_weight[0] + half_weight[1]
-    n_coef = b_off[0]
+    n_coef = offsets[1][0]
     inv = 1.0 / sw_sum
     for i in range(n_coef):
         grads[i] = (half_grads[0, i] + half_grads[1, i] + alpha * params[i]) * inv
@@ -734,9 +632,7 @@ def loss_and_gradients_split(
 
 @jit(parallel=PRANGE_ONLY, internal=True)
 def _objective_halves_threaded(
-    X, Y, sample_weight, order, params,
-    layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param, no_dropout, rng_state,
-    loss_code, loss_param, abuf, dbuf, gbuf, xbuf, half_grads, half_loss, half_weight,
+    X, Y, sample_weight, order, params, plain, offsets, half_max, work, half_loss, half_weight
 ):
     """Both halves of :func:`loss_and_gradients_split`, on two threads.
 
@@ -744,8 +640,6 @@ def _objective_halves_threaded(
     """
     for h in prange(2):
         _objective_half(
-            np.int64(h), X, Y, sample_weight, order,
-            params, layer_sizes, w_off, b_off, unit_off, half_max, act_codes, act_param,
-            no_dropout, rng_state, loss_code, loss_param, abuf, dbuf, gbuf, xbuf,
-            half_grads, half_loss, half_weight,
+            np.int64(h), X, Y, sample_weight, order, params, plain, offsets, half_max, work,
+            half_loss, half_weight,
         )

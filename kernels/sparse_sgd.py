@@ -687,7 +687,7 @@ def sparse_sgd_epoch(
         The sum over batches of ``batch_loss * batch_rows``.
     """
     X_dense, X_data, X_indices, X_indptr, is_sparse = X
-    layer_sizes, act_codes, act_param, drop_rates, rng_state, loss_code, loss_param = spec
+    layer_sizes, rng_state = spec.layer_sizes, spec.rng_state
     lr, hyper, state1 = optimizer.learning_rate, optimizer.hyper, optimizer.state1
     upper_grads, abuf, dbuf, gbuf, log_rows, log_values = work
     w_off, b_off, unit_off = layout(layer_sizes)
@@ -789,9 +789,8 @@ def sparse_sgd_epoch(
                 _catch_up_row(W0, V0, k, last[k], t, tree, powers, run_start, with_velocity)
             last[k] = t
         loss_sum, sw_sum = batch_loss_and_raw_gradients(
-            X, Y, sample_weight, order, unliteral(False), start, nb, params, layer_sizes,
-            w_off, b_off, unit_off, batch_size, act_codes, act_param, drop_rates, rng_state,
-            loss_code, loss_param, abuf, dbuf, gbuf, no_rows, upper_grads, size0,
+            X, Y, sample_weight, order, unliteral(False), start, nb, params, spec,
+            (w_off, b_off, unit_off), batch_size, (abuf, dbuf, gbuf, no_rows), upper_grads, size0,
             unliteral(True),
         )
         sq = moments[0] + upper_sq
